@@ -1,0 +1,1 @@
+"""Party-alliance organisation: alliances, clusters, members, task lists, activity."""

@@ -1,0 +1,1 @@
+"""E-commerce sales: products, orders, live-stream sessions, refunds, settlement."""

@@ -1,0 +1,1 @@
+"""Finance and guarantees: loans, guarantees, risk sharing, collective income, bank feed."""

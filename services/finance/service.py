@@ -1,0 +1,7 @@
+"""The finance service."""
+
+from shared.service import ServiceBase
+
+
+class FinanceService(ServiceBase):
+    name = "finance"

@@ -1,0 +1,1 @@
+"""Land transfer: parcels, entrustments, listings, bids, contracts, rent."""

@@ -1,0 +1,7 @@
+"""The land service."""
+
+from shared.service import ServiceBase
+
+
+class LandService(ServiceBase):
+    name = "land"

@@ -1,0 +1,1 @@
+"""Ranking: competitions, live leaderboards, cards, bulletins, the big screen."""

@@ -1,0 +1,1 @@
+"""Agricultural trusteeship: orders, machinery teams, dispatch, acceptance, settlement."""

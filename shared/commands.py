@@ -1,0 +1,201 @@
+"""Running a command: load aggregates, let them decide, append their events in one transaction.
+
+Optimistic concurrency: a conflicting append retries the whole command (a fresh load, a fresh
+decision) a bounded number of times, then answers 409. An Idempotency-Key stores the first answer
+in the same transaction as the events, so a retried POST gets that answer and appends nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from shared import metrics
+from shared.aggregate import Aggregate
+from shared.errors import AggregateNotFound, ConcurrencyError, Conflict, Unprocessable
+from shared.eventstore import (
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    StoredResponse,
+    Transaction,
+)
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asked and why: copied into every event's metadata."""
+
+    correlation_id: str
+    causation_id: str
+    actor: str
+    district: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "actor": self.actor,
+            "district": self.district,
+        }
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    fingerprint: str
+
+
+def load_aggregate(
+    store: EventStore, cls: type[A], stream_id: str, connection: Any = None
+) -> A | None:
+    """Rebuild an aggregate from its latest snapshot (if it takes them) and the events after it."""
+    snapshot = store.load_snapshot(stream_id, connection) if cls.snapshot_every else None
+    after = snapshot.version if snapshot else 0
+    history = store.load(stream_id, after_version=after, connection=connection)
+    if snapshot is None and not history:
+        return None
+    return cls.rehydrate(stream_id, history, snapshot)
+
+
+class AlreadyExists(Conflict):
+    def __init__(self, stream_type: str, stream_id: str) -> None:
+        super().__init__(f"{stream_type} {stream_id!r} already exists")
+
+
+class UnitOfWork:
+    """The aggregates one command touches, saved together."""
+
+    def __init__(self, store: EventStore, tx: Transaction, context: CommandContext) -> None:
+        self.store = store
+        self.tx = tx
+        self.context = context
+        self._tracked: dict[str, Aggregate] = {}
+
+    @property
+    def connection(self) -> Any:
+        return self.tx.connection
+
+    def find(self, cls: type[A], stream_id: str) -> A | None:
+        tracked = self._tracked.get(stream_id)
+        if tracked is not None:
+            if not isinstance(tracked, cls):
+                raise TypeError(f"{stream_id!r} is a {type(tracked).__name__}, not {cls.__name__}")
+            return tracked
+        aggregate = load_aggregate(self.store, cls, stream_id, self.connection)
+        if aggregate is not None:
+            self._tracked[stream_id] = aggregate
+        return aggregate
+
+    def get(self, cls: type[A], stream_id: str) -> A:
+        aggregate = self.find(cls, stream_id)
+        if aggregate is None:
+            raise AggregateNotFound(cls.stream_type, stream_id)
+        return aggregate
+
+    def create(self, cls: type[A], stream_id: str) -> A:
+        if stream_id in self._tracked or self.store.stream_version(stream_id, self.connection):
+            raise AlreadyExists(cls.stream_type, stream_id)
+        aggregate = cls(stream_id)
+        self._tracked[stream_id] = aggregate
+        return aggregate
+
+    def commit(self) -> list[RecordedEvent]:
+        metadata = self.context.metadata()
+        new_events: list[NewEvent] = []
+        snapshots: list[Snapshot] = []
+        for aggregate in self._tracked.values():
+            pending = aggregate.collect()
+            new_events.extend(
+                NewEvent(
+                    stream_type=aggregate.stream_type,
+                    stream_id=aggregate.id,
+                    version=p.version,
+                    type=p.type,
+                    schema_version=p.schema_version,
+                    data=p.data,
+                    metadata=metadata,
+                )
+                for p in pending
+            )
+            every = aggregate.snapshot_every
+            if pending and every and aggregate.version // every > pending[0].version // every:
+                snapshots.append(
+                    Snapshot(
+                        aggregate.id,
+                        aggregate.stream_type,
+                        aggregate.version,
+                        aggregate.to_snapshot(),
+                    )
+                )
+        recorded = self.store.append(self.tx, new_events)
+        for snapshot in snapshots:
+            self.store.save_snapshot(self.tx, snapshot)
+        return recorded
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command answered: a fresh result, or the stored first answer to its key."""
+
+    result: Any = None
+    events: tuple[RecordedEvent, ...] = ()
+    replayed: StoredResponse | None = None
+
+
+def execute(
+    store: EventStore,
+    context: CommandContext,
+    decide: Callable[[UnitOfWork], R],
+    *,
+    idempotency: Idempotency | None = None,
+    render: Callable[[R], tuple[int, str]] | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Outcome:
+    """Run ``decide`` in a unit of work until it commits without a conflict.
+
+    With ``idempotency``, ``render`` turns the result into the (status, body) stored as the key's
+    first answer, inside the same transaction as the events."""
+    service = store.service
+    for attempt in range(max_attempts):
+        try:
+            with store.transaction() as tx:
+                if idempotency is not None:
+                    stored = store.stored_response(tx, context.actor, idempotency.key)
+                    if stored is not None:
+                        if stored.fingerprint != idempotency.fingerprint:
+                            raise Unprocessable(
+                                "Idempotency-Key was already used for a different request",
+                                errors={"Idempotency-Key": ["reused with a different request"]},
+                            )
+                        return Outcome(replayed=stored)
+                uow = UnitOfWork(store, tx, context)
+                result = decide(uow)
+                started = time.perf_counter()
+                recorded = uow.commit()
+                if idempotency is not None and render is not None:
+                    status, body = render(result)
+                    store.store_response(
+                        tx,
+                        context.actor,
+                        idempotency.key,
+                        StoredResponse(idempotency.fingerprint, status, body),
+                    )
+            metrics.observe_append(service, recorded, time.perf_counter() - started)
+            return Outcome(result=result, events=tuple(recorded))
+        except ConcurrencyError:
+            metrics.CONCURRENCY_RETRIES.labels(service).inc()
+            # Jittered exponential back-off keeps colliding writers from colliding again.
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))
+    raise Conflict(
+        f"the command collided with concurrent changes {max_attempts} times; retry it",
+    )

@@ -1,0 +1,105 @@
+"""nameko DependencyProviders: each hands a worker a small domain-level object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from nameko.extensions import DependencyProvider
+
+from shared import logs
+from shared.aggregate import Aggregate
+from shared.auth import Principal
+from shared.commands import (
+    CommandContext,
+    Idempotency,
+    Outcome,
+    UnitOfWork,
+    execute,
+    load_aggregate,
+)
+from shared.errors import AggregateNotFound
+from shared.eventstore import EventStore
+from shared.migrate import upgrade
+from shared.web import FrontDoor, bind_address
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+
+class Store(DependencyProvider):
+    """The service's event store. A worker gets a :class:`WorkerStore` bound to its request."""
+
+    def __init__(self) -> None:
+        self.store: EventStore | None = None
+
+    def setup(self) -> None:
+        config = self.container.config
+        service = self.container.service_name
+        url = config["DATABASE_URL"].replace("{service}", service)
+        if config.get("AUTO_MIGRATE"):
+            upgrade(url)
+        self.store = EventStore.from_url(url, service)
+        door = FrontDoor.at(bind_address(config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000")))
+        door.add_probe(f"{service}.database", self._probe)
+
+    def _probe(self) -> str | None:
+        assert self.store is not None
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return None
+
+    def stop(self) -> None:
+        if self.store is not None:
+            self.store.dispose()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        logs.service.set(self.container.service_name)
+        logs.correlation_id.set(worker_ctx.data.get("correlation_id"))
+
+    def get_dependency(self, worker_ctx: Any) -> WorkerStore:
+        assert self.store is not None
+        return WorkerStore(self.store, worker_ctx)
+
+
+class WorkerStore:
+    """What a service method uses: run a command, read an aggregate, know who is asking."""
+
+    def __init__(self, store: EventStore, worker_ctx: Any) -> None:
+        self.events = store
+        self._ctx = worker_ctx
+        claims = worker_ctx.data.get("principal")
+        self.principal: Principal | None = Principal(**claims) if claims else None
+
+    def context(self) -> CommandContext:
+        data = self._ctx.data
+        return CommandContext(
+            correlation_id=data.get("correlation_id") or self._ctx.call_id,
+            causation_id=data.get("request_id") or self._ctx.call_id,
+            actor=self.principal.subject if self.principal else "system",
+            district=self.principal.district if self.principal else None,
+        )
+
+    def run(self, decide: Callable[[UnitOfWork], R]) -> Outcome:
+        """Run a command; the endpoint renders (or replays) its answer."""
+        data = self._ctx.data
+        key = data.get("idempotency_key")
+        idempotency = Idempotency(key, data["fingerprint"]) if key else None
+        entrypoint = self._ctx.entrypoint
+        return execute(
+            self.events,
+            self.context(),
+            decide,
+            idempotency=idempotency,
+            render=getattr(entrypoint, "render", None),
+        )
+
+    def get(self, cls: type[A], stream_id: str) -> A:
+        """The current state of one aggregate, for queries."""
+        aggregate = load_aggregate(self.events, cls, stream_id)
+        if aggregate is None:
+            raise AggregateNotFound(cls.stream_type, stream_id)
+        return aggregate

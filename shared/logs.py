@@ -1,0 +1,34 @@
+"""JSON logs, each line carrying the service and the request's correlation id."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
+
+#: Set per request (greenlets each have their own context), read by every log line.
+correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+service: ContextVar[str | None] = ContextVar("service", default=None)
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = correlation_id.get()
+        record.service = service.get()
+        return True
+
+
+def configure(level: str = "INFO", stream: object = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(correlation_id)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,47 @@
+"""Prometheus metrics, all labelled by service. One process registry serves /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from shared.eventstore import RecordedEvent
+
+COMMANDS = Counter(
+    "clustergov_commands_total",
+    "Commands handled over HTTP, by outcome (ok, replayed, client_error, conflict, error)",
+    ["service", "endpoint", "outcome"],
+)
+REQUEST_LATENCY = Histogram(
+    "clustergov_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "endpoint", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS_APPENDED = Counter(
+    "clustergov_events_appended_total", "Events appended to the store", ["service", "type"]
+)
+APPEND_LATENCY = Histogram(
+    "clustergov_event_store_append_seconds",
+    "Time to append and commit one command's events",
+    ["service"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+CONCURRENCY_RETRIES = Counter(
+    "clustergov_concurrency_retries_total",
+    "Commands retried after an optimistic-concurrency conflict",
+    ["service"],
+)
+
+
+def observe_append(service: str, events: Sequence[RecordedEvent], seconds: float) -> None:
+    if not events:
+        return
+    APPEND_LATENCY.labels(service).observe(seconds)
+    for recorded in events:
+        EVENTS_APPENDED.labels(service, recorded.type).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,31 @@
+"""What every service class inherits: its event store and its notification log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from shared.dependencies import Store
+from shared.http import query
+
+
+class NotificationLogArgs(ma.Schema):
+    after = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
+
+
+class ServiceBase:
+    """Base of the six nameko services. ``name`` is set by each subclass."""
+
+    name: str
+    store = Store()
+
+    @query("/api/v1/{service}/events", args=NotificationLogArgs, roles=["ops", "service"])
+    def notification_log(self, request: Any, args: dict[str, int]) -> dict[str, Any]:
+        """Page this service's events in global order, after a position."""
+        page = self.store.events.read_all(after=args["after"], limit=args["limit"])
+        return {
+            "events": [event.envelope() for event in page],
+            "next_after": page[-1].position if page else args["after"],
+        }
