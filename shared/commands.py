@@ -128,7 +128,8 @@ class UnitOfWork:
                 for p in pending
             )
             every = aggregate.snapshot_every
-            if pending and every and aggregate.version // every > pending[0].version // every:
+            # Snapshot when this commit crosses a multiple of snapshot_every.
+            if pending and every and aggregate.version // every > (pending[0].version - 1) // every:
                 snapshots.append(
                     Snapshot(
                         aggregate.id,

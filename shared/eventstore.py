@@ -65,13 +65,9 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 events = Table(
     "events",
     metadata,
-    # INTEGER PRIMARY KEY is SQLite's rowid; on PostgreSQL the value comes from the xid.
-    Column(
-        "position",
-        BigInteger().with_variant(Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    # INTEGER PRIMARY KEY is SQLite's rowid; on PostgreSQL the insert computes it from the xid.
+    # (The DDL lives in the migrations; this table describes the columns for queries.)
+    Column("position", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
     Column("event_id", Uuid, nullable=False, unique=True),
     Column("stream_type", String(100), nullable=False),
     Column("stream_id", String(200), nullable=False),

@@ -7,7 +7,12 @@ lock the other holds. Call :func:`patch` before anything imports psycopg or open
 
 from __future__ import annotations
 
-import eventlet
+import warnings
+
+with warnings.catch_warnings():
+    # eventlet announces its bugfix-only status on import; nameko 2.14 needs it regardless.
+    warnings.simplefilter("ignore")
+    import eventlet
 
 _patched = False
 

@@ -101,6 +101,7 @@ class Endpoint(Entrypoint):
     # -- request ------------------------------------------------------------------------------
 
     def handle_request(self, request: Request) -> Response:
+        request.shallow = False  # the front door matched routes without reading the body
         started = time.perf_counter()
         correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
         logs.correlation_id.set(correlation_id)

@@ -15,10 +15,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import eventlet
 from eventlet import wsgi
+from kombu import Connection
 from nameko.web.server import HttpOnlyProtocol, WebServer, parse_address
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
@@ -200,6 +202,9 @@ class ApiServer(WebServer):
             bind = self.bind_addr
             self.door = FrontDoor.at((bind.address or "0.0.0.0", bind.port))
             self.door.register(self)
+            amqp_uri = self.container.config.get("AMQP_URI", "")
+            if not amqp_uri.startswith("memory://"):
+                self.door.add_probe("broker", partial(broker_probe, amqp_uri))
 
     def unregister_provider(self, provider: Any) -> None:
         # Stop routing to an entrypoint as soon as it stops, not when the whole container has.
@@ -218,6 +223,12 @@ class ApiServer(WebServer):
         from shared.openapi import build_spec
 
         return build_spec(self.service_name, self.providers())
+
+
+def broker_probe(amqp_uri: str) -> str | None:
+    with Connection(amqp_uri, connect_timeout=2) as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+    return None
 
 
 def bind_address(address: str) -> tuple[str, int]:

@@ -1,0 +1,131 @@
+"""The `clustergov` command as an operator uses it: token, migrate, up (embedded and on real
+infrastructure), clean shutdown, and the production secret check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared import auth
+from shared.config import DEVELOPMENT_SECRET
+from tests.conftest import AMQP_URI, free_port, fresh_postgres_database
+
+CLI = [sys.executable, "-m", "shared.cli"]
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTERGOV_")}
+    env["CLUSTERGOV_VAR_DIR"] = str(tmp_path / "var")
+    env.update(extra)
+    return env
+
+
+def wait_ready(base: str, process: subprocess.Popen, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        try:
+            response = requests.get(base + "/readyz", timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("service did not become ready")
+
+
+def stop(process: subprocess.Popen) -> tuple[int, float]:
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=30)
+    return code, time.monotonic() - started
+
+
+def test_token_mints_a_scoped_expiring_token(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*CLI, "token", "--role", "bank", "--bank", "NSB01", "--district", "D1", "--ttl", "60"],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    principal = auth.verify(DEVELOPMENT_SECRET, out.stdout.strip())
+    assert (principal.role, principal.bank, principal.district) == ("bank", "NSB01", "D1")
+    assert 55 <= principal.expires_at - time.time() <= 60
+
+
+def test_production_refuses_the_development_secret(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "up", "--services", "land"],
+        env=clean_env(tmp_path, CLUSTERGOV_ENV="production"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr and "CLUSTERGOV_SECRET" in result.stderr
+
+
+def test_up_embedded_runs_one_service_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*CLI, "up", "--services", "land"],
+        env=clean_env(tmp_path, CLUSTERGOV_HTTP_ADDRESS=f"127.0.0.1:{port}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        ready = wait_ready(base, process)
+        assert list(ready["checks"]) == ["land.database"]
+        assert (tmp_path / "var" / "land.db").exists()
+        assert not (tmp_path / "var" / "finance.db").exists()
+        token = auth.mint(DEVELOPMENT_SECRET, role="ops")
+        page = requests.get(
+            base + "/api/v1/land/events", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert page.json() == {"events": [], "next_after": 0}
+        assert requests.get(base + "/api/v1/finance/events", timeout=5).status_code == 404
+    finally:
+        code, seconds = stop(process)
+    assert code == 0 and seconds < 10
+
+
+@pytest.mark.rabbitmq
+def test_up_on_rabbitmq_and_postgresql(tmp_path: Path, postgres_server: str) -> None:
+    database = fresh_postgres_database(postgres_server, "clustergov_cli_finance")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env(
+        tmp_path,
+        CLUSTERGOV_HTTP_ADDRESS=f"127.0.0.1:{port}",
+        CLUSTERGOV_AMQP_URI=AMQP_URI,
+        CLUSTERGOV_DATABASE_URL=database.replace("finance", "{service}"),
+    )
+    migrate = subprocess.run(
+        [*CLI, "migrate", "--services", "finance"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    process = subprocess.Popen(
+        [*CLI, "up", "--services", "finance"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        checks = wait_ready(base, process)["checks"]
+        assert set(checks) == {"finance.database", "broker"}
+    finally:
+        code, _ = stop(process)
+    assert code == 0
