@@ -21,6 +21,7 @@ from shared.commands import (
 from shared.errors import AggregateNotFound
 from shared.eventstore import EventStore
 from shared.migrate import upgrade
+from shared.relay import Relay
 from shared.web import FrontDoor, bind_address
 
 A = TypeVar("A", bound=Aggregate)
@@ -32,6 +33,8 @@ class Store(DependencyProvider):
 
     def __init__(self) -> None:
         self.store: EventStore | None = None
+        self.relay: Relay | None = None
+        self._relay_thread: Any = None
 
     def setup(self) -> None:
         config = self.container.config
@@ -49,12 +52,28 @@ class Store(DependencyProvider):
             conn.exec_driver_sql("SELECT 1")
         return None
 
+    def start(self) -> None:
+        """Run this service's outbox relay (leader-elected, so every replica may run one)."""
+        config = self.container.config
+        if self.store is not None and config.get("RELAY", True):
+            self.relay = Relay(self.store, config["AMQP_URI"])
+            self._relay_thread = self.container.spawn_managed_thread(
+                self.relay.run, identifier=f"relay {self.container.service_name}"
+            )
+
     def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+            self._relay_thread.wait()
+            self.relay = None
         if self.store is not None:
             self.store.dispose()
 
     def kill(self) -> None:
-        self.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        if self.store is not None:
+            self.store.dispose()
 
     def worker_setup(self, worker_ctx: Any) -> None:
         logs.service.set(self.container.service_name)

@@ -106,6 +106,47 @@ idempotency_keys = Table(
 )
 
 
+# -- delivery bookkeeping (migration 0002) ------------------------------------------------------
+
+relay_checkpoints = Table(
+    "relay_checkpoints",
+    metadata,
+    Column("relay", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Events a consumer has applied: written in the same transaction as the consumer's effect.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("event_id", Uuid, primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+#: How far a consumer's catch-up has read a source's notification log.
+consumer_checkpoints = Table(
+    "consumer_checkpoints",
+    metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("source", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: The last version an ordered consumer applied, per stream.
+stream_positions = Table(
+    "stream_positions",
+    metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("stream_id", String(200), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An event decided by a command, not yet stored."""
@@ -134,6 +175,21 @@ class RecordedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any]
     recorded_at: datetime
+
+    @classmethod
+    def from_envelope(cls, envelope: dict[str, Any]) -> RecordedEvent:
+        return cls(
+            position=int(envelope["position"]),
+            event_id=uuid.UUID(envelope["event_id"]),
+            stream_type=envelope["stream_type"],
+            stream_id=envelope["stream_id"],
+            version=int(envelope["version"]),
+            type=envelope["type"],
+            schema_version=int(envelope["schema_version"]),
+            data=envelope["data"],
+            metadata=envelope.get("metadata") or {},
+            recorded_at=datetime.fromisoformat(envelope["occurred_at"]),
+        )
 
     def envelope(self) -> dict[str, Any]:
         return {

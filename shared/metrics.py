@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from shared.eventstore import RecordedEvent
 
@@ -45,3 +45,48 @@ def observe_append(service: str, events: Sequence[RecordedEvent], seconds: float
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# -- delivery --------------------------------------------------------------------------------
+
+RELAY_PUBLISHED = Counter(
+    "clustergov_relay_published_total",
+    "Events the relay published and the broker confirmed",
+    ["service"],
+)
+RELAY_BATCH_SECONDS = Histogram(
+    "clustergov_relay_batch_seconds",
+    "Time to publish and confirm one relay batch",
+    ["service"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+)
+RELAY_LAG_EVENTS = Gauge(
+    "clustergov_relay_lag_events", "Stored events the relay has not yet published", ["service"]
+)
+RELAY_LAG_SECONDS = Gauge(
+    "clustergov_relay_lag_seconds",
+    "Age of the oldest event the relay has not yet published",
+    ["service"],
+)
+CONSUMED = Counter(
+    "clustergov_events_consumed_total", "Events a handler applied", ["service", "handler"]
+)
+SKIPPED = Counter(
+    "clustergov_events_skipped_total",
+    "Redelivered or already-applied events skipped by the inbox",
+    ["service", "handler"],
+)
+FAILED = Counter(
+    "clustergov_events_failed_total", "Handler attempts that raised", ["service", "handler"]
+)
+DEAD_LETTERED = Counter(
+    "clustergov_events_dead_lettered_total",
+    "Events parked in the dead-letter queue",
+    ["service", "handler"],
+)
+HANDLER_LATENCY = Histogram(
+    "clustergov_handler_duration_seconds",
+    "Event handler latency, including its transaction",
+    ["service", "handler"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+)

@@ -13,6 +13,10 @@ from shared.http import query
 class NotificationLogArgs(ma.Schema):
     after = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
+    stream_id = ma.fields.String(
+        load_default=None, metadata={"description": "only this stream, in version order"}
+    )
+    after_version = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
 
 
 class ServiceBase:
@@ -23,7 +27,10 @@ class ServiceBase:
 
     @query("/api/v1/{service}/events", args=NotificationLogArgs, roles=["ops", "service"])
     def notification_log(self, request: Any, args: dict[str, int]) -> dict[str, Any]:
-        """Page this service's events in global order, after a position."""
+        """Page this service's events in global order, after a position (or one stream's)."""
+        if args["stream_id"] is not None:
+            stream = self.store.events.load(args["stream_id"], after_version=args["after_version"])
+            return {"events": [event.envelope() for event in stream[: args["limit"]]]}
         page = self.store.events.read_all(after=args["after"], limit=args["limit"])
         return {
             "events": [event.envelope() for event in page],

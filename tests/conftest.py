@@ -75,7 +75,10 @@ def postgres_template(postgres_server: str) -> str:
 def empty_postgres(url: str) -> None:
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE events, snapshots, idempotency_keys")
+        conn.exec_driver_sql(
+            "TRUNCATE events, snapshots, idempotency_keys, relay_checkpoints, inbox, "
+            "consumer_checkpoints, stream_positions"
+        )
     engine.dispose()
 
 

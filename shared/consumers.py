@@ -1,0 +1,356 @@
+"""Event handlers with exactly-once effects: ``@subscribe`` replaces nameko's ``@event_handler``.
+
+    @subscribe("land", ["TransferContractSigned"])
+    def on_contract_signed(self, event: RecordedEvent, db: Connection) -> None:
+        db.execute(...)   # the projection change
+
+What it adds to nameko:
+
+* **Inbox.** The event id is inserted into ``inbox`` in the same transaction as the handler's
+  effect (``db``); a redelivered event finds its id and changes nothing.
+* **Retries, then dead letters.** A handler that raises is retried with exponential back-off
+  (the message waits in ``<queue>.retry`` with a per-message TTL); after ``max_attempts`` it is
+  parked in ``<service>.dead-letter`` with the error. Never dropped, never a hot loop.
+* **Order per stream** (``ordered=True``): version n+1 is applied only after n. On a gap the
+  missing versions are fetched from the source's notification log and applied first.
+* **Catch-up.** On start, and then periodically, the handler reads the source's notification log
+  past its checkpoint: a new subscriber, or one whose messages were lost with an embedded broker,
+  converges on the source's store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import eventlet
+from eventlet.event import Event as GreenEvent
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import Consumer
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from shared import amqp, metrics
+from shared.eventstore import (
+    EventStore,
+    RecordedEvent,
+    consumer_checkpoints,
+    inbox,
+    stream_positions,
+)
+from shared.notification_log import NotificationLogClient
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-clustergov-attempts"
+BACKOFF_BASE_MS = 200
+BACKOFF_MAX_MS = 60_000
+
+
+class OutOfOrder(Exception):
+    """The stream's previous version has not been applied yet."""
+
+    def __init__(self, stream_id: str, last: int, version: int) -> None:
+        super().__init__(f"{stream_id}: have version {last}, got {version}")
+        self.stream_id, self.last, self.version = stream_id, last, version
+
+
+def backoff_ms(attempt: int) -> int:
+    return min(BACKOFF_BASE_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS)
+
+
+def _insert(store: EventStore) -> Any:
+    return pg_insert if store.is_postgres else sqlite_insert
+
+
+class EventSubscriber(Consumer):
+    """The nameko entrypoint behind ``@subscribe``."""
+
+    def __init__(
+        self,
+        source: str,
+        types: Sequence[str],
+        *,
+        ordered: bool = False,
+        max_attempts: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        self.source = source
+        self.types = frozenset(types)
+        self.ordered = ordered
+        self.max_attempts = max_attempts
+        super().__init__(queue=None, **kwargs)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The consumer's identity in the inbox and on the broker: ``<service>.<method>``."""
+        return f"{self.container.service_name}.{self.method_name}"
+
+    def setup(self) -> None:
+        config = self.container.config
+        service = self.container.service_name
+        self.amqp_uri = config["AMQP_URI"]
+        self.queue = amqp.handler_queue(
+            service, self.method_name, self.source, sorted(self.types), ordered=self.ordered
+        )
+        self.retry_queue = amqp.retry_queue(self.queue.name)
+        self.dead_letters = amqp.dead_letter_queue(service)
+        with amqp.connect(self.amqp_uri) as connection:
+            channel = connection.channel()
+            for queue in (self.queue, self.retry_queue, self.dead_letters):
+                queue(channel).declare()
+        self.log_client = NotificationLogClient(
+            config.get("SERVICE_URL") or f"http://{config['WEB_SERVER_ADDRESS']}",
+            config["SECRET"],
+        )
+        self.catch_up_interval = float(config.get("CATCH_UP_INTERVAL", 30))
+        super().setup()
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(
+            self._catch_up_forever, identifier=f"catch-up {self.name}"
+        )
+
+    @property
+    def store(self) -> EventStore:
+        from shared.dependencies import Store
+
+        for dependency in self.container.dependencies:
+            if isinstance(dependency, Store) and dependency.store is not None:
+                return dependency.store
+        raise RuntimeError(f"{self.container.service_name} has no Store dependency")
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        """Runs in its own green thread per message (nameko's QueueConsumer spawns it)."""
+        started = time.perf_counter()
+        service = self.container.service_name
+        try:
+            event = RecordedEvent.from_envelope(body)
+            self.deliver(event)
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+            return
+        except Exception as exc:
+            metrics.FAILED.labels(service, self.method_name).inc()
+            self._retry_or_park(body, message, exc)
+            return
+        finally:
+            metrics.HANDLER_LATENCY.labels(service, self.method_name).observe(
+                time.perf_counter() - started
+            )
+        self.queue_consumer.ack_message(message)
+
+    def deliver(self, event: RecordedEvent) -> bool:
+        """Apply an event once; fill a per-stream gap from the source's log first."""
+        try:
+            return self._apply_once(event, invoke=event.type in self.types)
+        except OutOfOrder as gap:
+            missing = [
+                e
+                for e in self.log_client.stream(self.source, event.stream_id, gap.last)
+                if e.version < event.version
+            ]
+            for earlier in missing:
+                self._apply_once(earlier, invoke=earlier.type in self.types)
+            return self._apply_once(event, invoke=event.type in self.types)
+
+    def _apply_once(self, event: RecordedEvent, *, invoke: bool) -> bool:
+        store = self.store
+        service = self.container.service_name
+        with store.transaction() as tx:
+            db = tx.connection
+            claimed = db.execute(
+                _insert(store)(inbox)
+                .values(
+                    consumer=self.name,
+                    event_id=event.event_id,
+                    source=self.source,
+                    position=event.position,
+                    processed_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing()
+            ).rowcount
+            if not claimed:
+                metrics.SKIPPED.labels(service, self.method_name).inc()
+                return False
+            if self.ordered:
+                self._check_order(store, db, event)
+            if invoke:
+                self._run_worker(event, db)
+        if invoke:
+            metrics.CONSUMED.labels(service, self.method_name).inc()
+        return True
+
+    def _check_order(self, store: EventStore, db: Connection, event: RecordedEvent) -> None:
+        last = db.execute(
+            select(stream_positions.c.version).where(
+                stream_positions.c.consumer == self.name,
+                stream_positions.c.stream_id == event.stream_id,
+            )
+        ).scalar()
+        last = last or 0
+        if event.version != last + 1:
+            raise OutOfOrder(event.stream_id, last, event.version)
+        upsert = _insert(store)(stream_positions).values(
+            consumer=self.name, stream_id=event.stream_id, version=event.version
+        )
+        db.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[stream_positions.c.consumer, stream_positions.c.stream_id],
+                set_={"version": upsert.excluded.version},
+            )
+        )
+
+    def _run_worker(self, event: RecordedEvent, db: Connection) -> None:
+        """Call the service method in a nameko worker (bounded by max_workers) and wait."""
+        done = GreenEvent()
+
+        def handle_result(_ctx: Any, result: Any, exc_info: Any) -> Any:
+            done.send(result, exc_info)
+            return result, exc_info
+
+        context = {
+            "correlation_id": event.metadata.get("correlation_id"),
+            "request_id": str(event.event_id),
+        }
+        self.container.spawn_worker(
+            self, (event, db), {}, context_data=context, handle_result=handle_result
+        )
+        done.wait()
+
+    # -- failure ------------------------------------------------------------------------------
+
+    def _retry_or_park(self, body: Any, message: Any, exc: Exception) -> None:
+        service = self.container.service_name
+        headers = dict(message.headers or {})
+        attempt = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+        headers[ATTEMPTS_HEADER] = attempt
+        payload = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        try:
+            with amqp.connect(self.amqp_uri, confirm_each=True) as connection:
+                if attempt < self.max_attempts:
+                    delay = backoff_ms(attempt)
+                    log.warning(
+                        "%s failed on attempt %d (%s); retrying in %d ms",
+                        self.name,
+                        attempt,
+                        exc,
+                        delay,
+                    )
+                    if amqp.is_embedded(self.amqp_uri):
+                        # No TTL or dead-lettering in memory: a timer puts it back.
+                        eventlet.spawn_after(delay / 1000, self._requeue_local, payload, headers)
+                    else:
+                        amqp.publish_raw(
+                            connection,
+                            payload,
+                            routing_key=self.retry_queue.name,
+                            headers=headers,
+                            expiration_ms=delay,
+                        )
+                else:
+                    log.error(
+                        "%s failed %d times; parking the event in %s",
+                        self.name,
+                        attempt,
+                        self.dead_letters.name,
+                        exc_info=exc,
+                    )
+                    headers.update(
+                        {
+                            "x-clustergov-queue": self.queue.name,
+                            "x-clustergov-error": _describe(exc),
+                            "x-clustergov-failed-at": datetime.now(UTC).isoformat(),
+                        }
+                    )
+                    amqp.publish_raw(
+                        connection, payload, routing_key=self.dead_letters.name, headers=headers
+                    )
+                    metrics.DEAD_LETTERED.labels(service, self.method_name).inc()
+        except Exception:
+            # Could not park it anywhere: leave it on its queue, after a pause (no hot loop).
+            log.exception("%s could not schedule a retry; requeueing", self.name)
+            eventlet.sleep(1)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
+
+    def _requeue_local(self, payload: bytes, headers: dict[str, Any]) -> None:
+        with amqp.connect(self.amqp_uri) as connection:
+            amqp.publish_raw(connection, payload, routing_key=self.queue.name, headers=headers)
+
+    # -- catch-up -----------------------------------------------------------------------------
+
+    def _catch_up_forever(self) -> None:
+        while True:
+            try:
+                self.catch_up()
+            except Exception as exc:
+                log.warning("%s could not catch up from %s: %s", self.name, self.source, exc)
+            eventlet.sleep(self.catch_up_interval)
+
+    def catch_up(self, page_size: int = 500) -> int:
+        """Apply every event of the source's log past this consumer's checkpoint."""
+        store = self.store
+        with store.engine.connect() as db:
+            after = (
+                db.execute(
+                    select(consumer_checkpoints.c.position).where(
+                        consumer_checkpoints.c.consumer == self.name,
+                        consumer_checkpoints.c.source == self.source,
+                    )
+                ).scalar()
+                or 0
+            )
+        applied = 0
+        while True:
+            page = self.log_client.page(self.source, after, page_size)
+            for event in page:
+                if event.type in self.types and self.deliver(event):
+                    applied += 1
+            if not page:
+                return applied
+            after = page[-1].position
+            upsert = _insert(store)(consumer_checkpoints).values(
+                consumer=self.name,
+                source=self.source,
+                position=after,
+                updated_at=datetime.now(UTC),
+            )
+            with store.transaction() as tx:
+                tx.connection.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=[
+                            consumer_checkpoints.c.consumer,
+                            consumer_checkpoints.c.source,
+                        ],
+                        set_={
+                            "position": upsert.excluded.position,
+                            "updated_at": upsert.excluded.updated_at,
+                        },
+                    )
+                )
+
+
+def _describe(exc: BaseException) -> str:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).strip()[:1000]
+
+
+def subscribe(
+    source: str, types: Sequence[str], *, ordered: bool = False, max_attempts: int = 5
+) -> Any:
+    """Declare a handler of ``types`` events from ``source``: ``def handler(self, event, db)``."""
+    return EventSubscriber.decorator(
+        source, list(types), ordered=ordered, max_attempts=max_attempts
+    )

@@ -1,0 +1,198 @@
+"""The outbox relay: the events table is the outbox.
+
+One active relay per service. On PostgreSQL the relays of all replicas race for a session
+advisory lock, held on a dedicated connection that also reads and writes the checkpoint, so a
+relay that lost its connection (and with it the lock) cannot advance the checkpoint either.
+On SQLite the embedded process is the only one.
+
+The loop: read events past the checkpoint in global (gap-safe) order, publish the batch
+(persistent, mandatory, confirmed), and only then advance the checkpoint. A crash between the two
+republishes the batch: consumers drop the duplicates by event id. It wakes on commits in this
+process, on PostgreSQL NOTIFY from other processes, and otherwise polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import eventlet
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from shared import metrics
+from shared.amqp import EventPublisher
+from shared.eventstore import NOTIFY_CHANNEL, EventStore, events, relay_checkpoints
+
+log = logging.getLogger(__name__)
+
+#: Advisory-lock key space for relay leadership (one key per service name).
+LOCK_NAMESPACE = 0x636C7573  # "clus"
+
+
+def failpoint(name: str) -> None:
+    """Die here if ``CLUSTERGOV_FAILPOINTS`` names this point: how the fault tests crash a
+    process exactly between two steps. Unset in any real deployment."""
+    if name in os.environ.get("CLUSTERGOV_FAILPOINTS", "").split(","):
+        log.warning("failpoint %s: exiting", name)
+        os._exit(86)
+
+
+class Relay:
+    def __init__(
+        self,
+        store: EventStore,
+        amqp_uri: str,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.service = store.service
+        self.publisher = EventPublisher(amqp_uri, store.service)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.is_leader = False
+        self.published = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._listener: Any = None
+        store.on_commit(lambda _events: self._wake.set())
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Until stopped: become leader, relay, and recover from database or broker failures."""
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                with self.store.engine.connect() as conn:
+                    if not self._acquire(conn):
+                        self._wake.wait(self.poll_interval * 2)
+                        self._wake.clear()
+                        continue
+                    self.is_leader = True
+                    log.info("relay for %s is the leader", self.service)
+                    self._start_listener()
+                    self._relay(conn)
+                    backoff = 0.2
+            except Exception as exc:
+                log.warning(
+                    "relay for %s failed (%s); retrying in %.1fs", self.service, exc, backoff
+                )
+                self.publisher.close()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self.is_leader = False
+                self._stop_listener()
+        self.publisher.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    # -- leadership ---------------------------------------------------------------------------
+
+    def _lock_key(self) -> int:
+        return (LOCK_NAMESPACE << 32) | zlib.crc32(self.service.encode())
+
+    def _acquire(self, conn: Connection) -> bool:
+        if not self.store.is_postgres:
+            return True
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key()})
+        conn.commit()
+        return bool(got.scalar_one())
+
+    def _start_listener(self) -> None:
+        if not self.store.is_postgres:
+            return
+        self._listener = eventlet.spawn(self._listen)
+
+    def _stop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.kill()
+            self._listener = None
+
+    def _listen(self) -> None:
+        """Wake the relay on NOTIFY from writers in other processes."""
+        import psycopg
+
+        url = self.store.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while not self._stopping:
+            try:
+                with psycopg.connect(dsn, autocommit=True) as listener:
+                    listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    for _ in listener.notifies(timeout=None):
+                        self._wake.set()
+            except Exception as exc:
+                log.debug("relay listener reconnecting: %s", exc)
+                time.sleep(1)
+
+    # -- relaying -----------------------------------------------------------------------------
+
+    def _relay(self, conn: Connection) -> None:
+        checkpoint = self._checkpoint(conn)
+        while not self._stopping:
+            self._wake.clear()
+            batch = self.store.read_all(after=checkpoint, limit=self.batch_size)
+            if batch:
+                started = time.perf_counter()
+                self.publisher.publish(batch)
+                failpoint("relay_after_publish")
+                checkpoint = batch[-1].position
+                self._save_checkpoint(conn, checkpoint)
+                self.published += len(batch)
+                metrics.RELAY_PUBLISHED.labels(self.service).inc(len(batch))
+                metrics.RELAY_BATCH_SECONDS.labels(self.service).observe(
+                    time.perf_counter() - started
+                )
+            self._observe_lag(conn, checkpoint)
+            if len(batch) < self.batch_size:
+                self._wake.wait(self.poll_interval)
+
+    def _checkpoint(self, conn: Connection) -> int:
+        row = conn.execute(
+            select(relay_checkpoints.c.position).where(relay_checkpoints.c.relay == self.service)
+        ).first()
+        conn.commit()
+        return row[0] if row else 0
+
+    def _save_checkpoint(self, conn: Connection, position: int) -> None:
+        insert = pg_insert if self.store.is_postgres else sqlite_insert
+        upsert = insert(relay_checkpoints).values(
+            relay=self.service, position=position, updated_at=datetime.now(UTC)
+        )
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[relay_checkpoints.c.relay],
+            set_={"position": upsert.excluded.position, "updated_at": upsert.excluded.updated_at},
+        )
+        if self.store.is_postgres:
+            conn.execute(upsert)
+            conn.commit()
+        else:
+            with self.store.transaction() as tx:
+                tx.connection.execute(upsert)
+
+    def _observe_lag(self, conn: Connection, checkpoint: int) -> None:
+        row = conn.execute(
+            select(func.count(), func.min(events.c.recorded_at)).where(
+                events.c.position > checkpoint
+            )
+        ).one()
+        conn.commit()
+        behind, oldest = row
+        seconds = 0.0
+        if oldest is not None:
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+            seconds = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        metrics.RELAY_LAG_EVENTS.labels(self.service).set(behind)
+        metrics.RELAY_LAG_SECONDS.labels(self.service).set(seconds)
