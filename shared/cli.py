@@ -1,8 +1,9 @@
-"""The ``clustergov`` command: up, migrate, token."""
+"""The ``clustergov`` command: up, migrate, replay, dlq, token."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -22,6 +23,9 @@ def nameko_config(settings: Any, *, migrate: bool) -> dict[str, Any]:
         "SECRET": settings.secret,
         "ENV": settings.env,
         "AUTO_MIGRATE": migrate,
+        "SERVICE_URL": settings.service_url,
+        "RELAY": settings.relay,
+        "CATCH_UP_INTERVAL": settings.catch_up_interval,
     }
     if settings.embedded_broker:
         # kombu's memory transport polls; the default second would make every event a second late.
@@ -30,15 +34,27 @@ def nameko_config(settings: Any, *, migrate: bool) -> dict[str, Any]:
 
 
 def _services(value: str | None) -> list[str]:
+    """Service names (or ``module:Class`` paths of other nameko services) from --services."""
     from shared.config import SERVICES
 
     if not value or value == "all":
         return list(SERVICES)
     names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SERVICES]
+    unknown = [name for name in names if name not in SERVICES and ":" not in name]
     if unknown:
         raise SystemExit(f"unknown service(s) {', '.join(unknown)}; one of {', '.join(SERVICES)}")
     return names
+
+
+def _service_class(name: str) -> type:
+    from importlib import import_module
+
+    from services import service_class
+
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        return getattr(import_module(module), attribute)
+    return service_class(name)
 
 
 def stop_on_signal(runner: Any) -> None:
@@ -66,7 +82,6 @@ def stop_on_signal(runner: Any) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from nameko.runners import ServiceRunner
 
-    from services import service_class
     from shared.config import Settings
 
     settings = Settings.from_env()
@@ -75,8 +90,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Embedded mode owns its SQLite files, so it creates and migrates them itself.
     migrate = args.migrate or settings.database_url.startswith("sqlite")
     runner = ServiceRunner(nameko_config(settings, migrate=migrate))
-    for name in names:
-        runner.add_service(service_class(name))
+    classes = [_service_class(name) for name in names]
+    for cls in classes:
+        runner.add_service(cls)
 
     stop_on_signal(runner)
     runner.start()
@@ -92,9 +108,75 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings.check()
-    for name in _services(args.services):
-        upgrade(settings.database_url_for(name))
-        log.info("migrated %s", name)
+    for cls in map(_service_class, _services(args.services)):
+        upgrade(settings.database_url_for(cls.name))
+        log.info("migrated %s", cls.name)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from shared.config import Settings
+    from shared.eventstore import EventStore
+    from shared.projections import rebuild
+
+    settings = Settings.from_env()
+    settings.check()
+    cls = _service_class(args.service)
+    store = EventStore.from_url(settings.database_url_for(cls.name), cls.name)
+    projections = list(getattr(cls, "projections", ()))
+    for projection in projections:
+        projection.create_tables(store.engine)
+    with Progress() as bar:
+        task = bar.add_task(f"rebuilding {cls.name}", total=None)
+        count = rebuild(
+            store, projections, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    store.dispose()
+    print(f"{cls.name}: {count} events re-applied to {len(projections)} projection(s)")
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shared import dead_letters
+    from shared.config import Settings
+
+    settings = Settings.from_env()
+    settings.check()
+    cls = _service_class(args.service)
+    ids = None if getattr(args, "all", False) else set(getattr(args, "event_id", None) or [])
+    if args.action in {"replay", "drop"} and not ids and ids is not None:
+        raise SystemExit("name the messages: --event-id ID (repeatable) or --all")
+    console = Console()
+    if args.action == "list":
+        with dead_letters.dead_letters(settings.amqp_uri, cls.name) as held:
+            if args.json:
+                print(json.dumps([d.summary() for d in held], ensure_ascii=False, default=str))
+                return 0
+            table = Table(title=f"{cls.name}.dead-letter: {len(held)} message(s)")
+            for column in (
+                "event_id",
+                "type",
+                "stream_id",
+                "version",
+                "queue",
+                "attempts",
+                "error",
+                "failed_at",
+            ):
+                table.add_column(column)
+            for letter in held:
+                table.add_row(*(str(v) for v in letter.summary().values()))
+            console.print(table)
+        return 0
+    action = dead_letters.replay if args.action == "replay" else dead_letters.drop
+    done = action(settings.amqp_uri, cls.name, ids)
+    verb = "replayed" if args.action == "replay" else "dropped"
+    console.print(f"{verb} {len(done)} message(s): {', '.join(d.event_id for d in done)}")
     return 0
 
 
@@ -133,6 +215,25 @@ def parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade each service's database")
     migrate.add_argument("--services", help="comma-separated services (default all)")
     migrate.set_defaults(handler=cmd_migrate)
+
+    replay = commands.add_parser("replay", help="rebuild a service's projections from its store")
+    replay.add_argument("service")
+    replay.set_defaults(handler=cmd_replay)
+
+    dlq = commands.add_parser("dlq", help="inspect, replay or drop dead-lettered messages")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    dlq_list = dlq_actions.add_parser("list", help="show parked messages (they stay parked)")
+    dlq_list.add_argument("service")
+    dlq_list.add_argument("--json", action="store_true")
+    for name, text in (
+        ("replay", "put messages back on their handler's queue"),
+        ("drop", "discard messages for good"),
+    ):
+        sub = dlq_actions.add_parser(name, help=text)
+        sub.add_argument("service")
+        sub.add_argument("--event-id", action="append", help="a message's event id (repeatable)")
+        sub.add_argument("--all", action="store_true", help="every parked message")
+    dlq.set_defaults(handler=cmd_dlq)
 
     token = commands.add_parser("token", help="mint a bearer token for local use")
     token.add_argument("--role", required=True, choices=sorted(ROLES))

@@ -26,6 +26,9 @@ class Settings:
     http_address: str
     secret: str
     var_dir: Path
+    service_url: str
+    relay: bool
+    catch_up_interval: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +43,11 @@ class Settings:
             http_address=environ.get("CLUSTERGOV_HTTP_ADDRESS", "127.0.0.1:8000"),
             secret=environ.get("CLUSTERGOV_SECRET", DEVELOPMENT_SECRET),
             var_dir=var_dir,
+            # Where a service's notification log is, for consumers catching up; {service}
+            # becomes the source (e.g. http://clustergov-{service}:8000). Default: this process.
+            service_url=environ.get("CLUSTERGOV_SERVICE_URL", ""),
+            relay=environ.get("CLUSTERGOV_RELAY", "on").lower() not in {"off", "0", "false"},
+            catch_up_interval=float(environ.get("CLUSTERGOV_CATCH_UP_INTERVAL", "30")),
         )
 
     @property

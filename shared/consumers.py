@@ -29,6 +29,7 @@ from typing import Any
 
 import eventlet
 from eventlet.event import Event as GreenEvent
+from eventlet.semaphore import Semaphore
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer
 from sqlalchemy import select
@@ -49,8 +50,17 @@ from shared.notification_log import NotificationLogClient
 log = logging.getLogger(__name__)
 
 ATTEMPTS_HEADER = "x-clustergov-attempts"
+#: Times a message of an ordered handler waited for an earlier version that kept failing.
+HOLDS_HEADER = "x-clustergov-holds"
+#: A successor waits this many times longer than its own attempts allow before it is parked
+#: too: a transient failure of its predecessor must not park it, a poisoned one eventually does.
+HOLDS_PER_ATTEMPT = 3
 BACKOFF_BASE_MS = 200
 BACKOFF_MAX_MS = 60_000
+
+
+class Blocked(Exception):
+    """An earlier version of the stream cannot be applied yet, so this one waits."""
 
 
 class OutOfOrder(Exception):
@@ -112,15 +122,17 @@ class EventSubscriber(Consumer):
             config["SECRET"],
         )
         self.catch_up_interval = float(config.get("CATCH_UP_INTERVAL", 30))
+        self._locks: dict[str, _RefCountedLock] = {}
         super().setup()
 
     def start(self) -> None:
+        if self.catch_up_interval <= 0:  # catch-up switched off (the delivery tests do)
+            return
         self.container.spawn_managed_thread(
             self._catch_up_forever, identifier=f"catch-up {self.name}"
         )
 
-    @property
-    def store(self) -> EventStore:
+    def event_store(self) -> EventStore:
         from shared.dependencies import Store
 
         for dependency in self.container.dependencies:
@@ -151,24 +163,42 @@ class EventSubscriber(Consumer):
         self.queue_consumer.ack_message(message)
 
     def deliver(self, event: RecordedEvent) -> bool:
-        """Apply an event once; fill a per-stream gap from the source's log first."""
-        try:
+        """Apply an event once; for an ordered handler, after every earlier version."""
+        if not self.ordered:
             return self._apply_once(event, invoke=event.type in self.types)
-        except OutOfOrder as gap:
-            missing = [
-                e
-                for e in self.log_client.stream(self.source, event.stream_id, gap.last)
-                if e.version < event.version
-            ]
-            for earlier in missing:
+        # Messages of one stream take this lock in arrival order, so in the usual case each
+        # version finds its predecessor committed.
+        with self._stream_lock(event.stream_id):
+            try:
+                return self._apply_once(event, invoke=event.type in self.types)
+            except OutOfOrder as gap:
+                self._fill_gap(event, gap.last)
+                return self._apply_once(event, invoke=event.type in self.types)
+
+    def _fill_gap(self, event: RecordedEvent, last: int) -> None:
+        """Apply the versions between ``last`` and ``event`` from the source's log."""
+        history = self.log_client.stream(self.source, event.stream_id, last)
+        for earlier in (e for e in history if e.version < event.version):
+            try:
                 self._apply_once(earlier, invoke=earlier.type in self.types)
-            return self._apply_once(event, invoke=event.type in self.types)
+            except Exception as exc:
+                raise Blocked(
+                    f"{event.stream_id} version {event.version} waits for version "
+                    f"{earlier.version}, which failed: {exc}"
+                ) from exc
+
+    def _stream_lock(self, stream_id: str) -> Any:
+        lock = self._locks.get(stream_id)
+        if lock is None:
+            lock = self._locks[stream_id] = _RefCountedLock(self._locks, stream_id)
+        return lock
 
     def _apply_once(self, event: RecordedEvent, *, invoke: bool) -> bool:
-        store = self.store
+        store = self.event_store()
         service = self.container.service_name
         with store.transaction() as tx:
             db = tx.connection
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
             claimed = db.execute(
                 _insert(store)(inbox)
                 .values(
@@ -179,8 +209,9 @@ class EventSubscriber(Consumer):
                     processed_at=datetime.now(UTC),
                 )
                 .on_conflict_do_nothing()
-            ).rowcount
-            if not claimed:
+                .returning(inbox.c.event_id)
+            ).first()
+            if claimed is None:
                 metrics.SKIPPED.labels(service, self.method_name).inc()
                 return False
             if self.ordered:
@@ -233,12 +264,16 @@ class EventSubscriber(Consumer):
     def _retry_or_park(self, body: Any, message: Any, exc: Exception) -> None:
         service = self.container.service_name
         headers = dict(message.headers or {})
-        attempt = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
-        headers[ATTEMPTS_HEADER] = attempt
+        if isinstance(exc, Blocked):
+            counter, limit = HOLDS_HEADER, self.max_attempts * HOLDS_PER_ATTEMPT
+        else:
+            counter, limit = ATTEMPTS_HEADER, self.max_attempts
+        attempt = int(headers.get(counter, 0)) + 1
+        headers[counter] = attempt
         payload = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         try:
             with amqp.connect(self.amqp_uri, confirm_each=True) as connection:
-                if attempt < self.max_attempts:
+                if attempt < limit:
                     delay = backoff_ms(attempt)
                     log.warning(
                         "%s failed on attempt %d (%s); retrying in %d ms",
@@ -301,7 +336,7 @@ class EventSubscriber(Consumer):
 
     def catch_up(self, page_size: int = 500) -> int:
         """Apply every event of the source's log past this consumer's checkpoint."""
-        store = self.store
+        store = self.event_store()
         with store.engine.connect() as db:
             after = (
                 db.execute(
@@ -340,6 +375,25 @@ class EventSubscriber(Consumer):
                         },
                     )
                 )
+
+
+class _RefCountedLock:
+    """A per-stream green lock that forgets itself when nobody holds or waits for it."""
+
+    def __init__(self, registry: dict[str, _RefCountedLock], key: str) -> None:
+        self._registry, self._key = registry, key
+        self._semaphore = Semaphore(1)
+        self._users = 0
+
+    def __enter__(self) -> None:
+        self._users += 1
+        self._semaphore.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()
+        self._users -= 1
+        if self._users == 0:
+            self._registry.pop(self._key, None)
 
 
 def _describe(exc: BaseException) -> str:

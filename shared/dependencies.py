@@ -43,6 +43,9 @@ class Store(DependencyProvider):
         if config.get("AUTO_MIGRATE"):
             upgrade(url)
         self.store = EventStore.from_url(url, service)
+        for projection in getattr(self.container.service_cls, "projections", ()):
+            projection.create_tables(self.store.engine)
+            self.store.projections.append(projection)
         door = FrontDoor.at(bind_address(config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000")))
         door.add_probe(f"{service}.database", self._probe)
 

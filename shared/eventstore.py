@@ -284,6 +284,8 @@ class EventStore:
         self._write_lock: Any = nullcontext() if self.is_postgres else threading.Lock()
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         self._after_commit: list[Callable[[list[RecordedEvent]], None]] = []
+        #: Read models applied inline, in the appending transaction (see shared.projections).
+        self.projections: list[Any] = []
         self._insert = self._build_insert()
 
     @classmethod
@@ -357,6 +359,9 @@ class EventStore:
             )
             for position, e in zip(positions, new_events, strict=True)
         ]
+        for projection in self.projections:
+            if projection.source is None:
+                projection.apply_all(recorded, tx.connection)
         tx.appended.extend(recorded)
         return recorded
 
@@ -392,7 +397,8 @@ class EventStore:
 
         return register
 
-    def _recorded(self, row: Any) -> RecordedEvent:
+    def recorded(self, row: Any) -> RecordedEvent:
+        """A stored row as the event consumers see: upcast to its current schema_version."""
         data, version = row.data, row.schema_version
         while (row.type, version) in self._upcasters:
             data = self._upcasters[(row.type, version)](data)
@@ -431,7 +437,7 @@ class EventStore:
             .order_by(events.c.version)
         )
         with self._reader(connection) as conn:
-            return [self._recorded(row) for row in conn.execute(query)]
+            return [self.recorded(row) for row in conn.execute(query)]
 
     def read_all(
         self, after: int = 0, limit: int = 1000, connection: Connection | None = None
@@ -443,7 +449,7 @@ class EventStore:
             query = query.where(events.c.position < oldest_running * MAX_EVENTS_PER_TRANSACTION)
         query = query.order_by(events.c.position).limit(limit)
         with self._reader(connection) as conn:
-            return [self._recorded(row) for row in conn.execute(query)]
+            return [self.recorded(row) for row in conn.execute(query)]
 
     def last_position(self) -> int:
         with self.engine.connect() as conn:

@@ -13,13 +13,16 @@ from typing import Any
 import eventlet
 import marshmallow as ma
 from eventlet.event import Event as GreenEvent
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
+from sqlalchemy.engine import Connection
 
 from shared.aggregate import Aggregate, applies
 from shared.commands import UnitOfWork
 from shared.errors import DomainError
 from shared.events import Event, event_type
-from shared.eventstore import NewEvent
+from shared.eventstore import NewEvent, RecordedEvent
 from shared.http import command, query
+from shared.projections import Projection
 from shared.service import ServiceBase
 
 log = logging.getLogger(__name__)
@@ -211,9 +214,70 @@ class SampleService(ServiceBase):
 
         return self.store.run(decide)
 
+    @query("/api/v1/sample/totals", roles=READERS)
+    def totals(self, request: Any) -> dict[str, Any]:
+        """Balances per district, from the inline read model."""
+        with self.store.events.engine.connect() as db:
+            rows = db.execute(select(ledger_totals).order_by(ledger_totals.c.district))
+            return {r.district: {"balance_fen": r.balance_fen, "ledgers": r.ledgers} for r in rows}
+
     @command("POST", "/api/v1/sample/hold", roles=WRITERS)
     def hold(self, request: Any) -> dict[str, str]:
         """Occupy a worker until the test releases it."""
         with eventlet.Timeout(30, False):
             release.wait()
         return {"status": "released"}
+
+
+# -- a read model built inline from the sample service's own events ------------------------------
+
+totals_model = MetaData()
+ledger_totals = Table(
+    "ledger_totals",
+    totals_model,
+    Column("district", String(50), primary_key=True),
+    Column("balance_fen", BigInteger, nullable=False),
+    Column("ledgers", Integer, nullable=False),
+)
+ledger_districts = Table(
+    "ledger_districts",
+    totals_model,
+    Column("ledger_id", String(64), primary_key=True),
+    Column("district", String(50), nullable=False),
+)
+
+
+class DistrictTotals(Projection):
+    metadata = totals_model
+    handles = frozenset({"LedgerOpened", "AmountDeposited", "AmountWithdrawn"})
+
+    def apply(self, event: RecordedEvent, db: Connection) -> None:
+        if event.type == "LedgerOpened":
+            district = event.data["district"]
+            db.execute(
+                ledger_districts.insert().values(ledger_id=event.stream_id, district=district)
+            )
+            updated = db.execute(
+                ledger_totals.update()
+                .where(ledger_totals.c.district == district)
+                .values(ledgers=ledger_totals.c.ledgers + 1)
+            ).rowcount
+            if not updated:
+                db.execute(
+                    ledger_totals.insert().values(district=district, balance_fen=0, ledgers=1)
+                )
+            return
+        district = db.execute(
+            select(ledger_districts.c.district).where(
+                ledger_districts.c.ledger_id == event.stream_id
+            )
+        ).scalar_one()
+        sign = 1 if event.type == "AmountDeposited" else -1
+        db.execute(
+            ledger_totals.update()
+            .where(ledger_totals.c.district == district)
+            .values(balance_fen=ledger_totals.c.balance_fen + sign * event.data["amount_fen"])
+        )
+
+
+SampleService.projections = [DistrictTotals()]
