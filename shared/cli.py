@@ -134,7 +134,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             store, projections, lambda done, total: bar.update(task, completed=done, total=total)
         )
     store.dispose()
-    print(f"{cls.name}: {count} events re-applied to {len(projections)} projection(s)")
+    inline = sum(1 for p in projections if p.source is None)
+    print(f"{cls.name}: {count} events re-applied to {inline} projection(s)")
+    if inline < len(projections):
+        print(
+            f"{len(projections) - inline} projection(s) fed by other services were left as they are"
+        )
     return 0
 
 

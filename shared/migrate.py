@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -40,7 +41,17 @@ def ensure_database(url: str) -> None:
         admin.dispose()
 
 
+#: Alembic keeps its context in module globals: two migrations in one process (several
+#: containers starting at once) must not interleave.
+_one_at_a_time = threading.Lock()
+
+
 def upgrade(url: str, revision: str = "heads") -> None:
+    with _one_at_a_time:
+        _upgrade(url, revision)
+
+
+def _upgrade(url: str, revision: str) -> None:
     ensure_database(url)
     engine = make_engine(url)
     try:

@@ -274,3 +274,24 @@ def test_snapshots_do_not_change_what_a_reader_sees(api: Api) -> None:
     store = EventStore.from_url(api.database_url, "sample")
     assert store.load_snapshot(ledger_id).version == 10
     store.dispose()
+
+
+def test_notification_log_pages_in_order_and_filters_a_stream(api: Api) -> None:
+    first, second = open_ledger(api), open_ledger(api)
+    for ledger in (first, second, first):
+        api.post(f"/api/v1/sample/ledgers/{ledger}/deposits", {"amount_fen": 3})
+    pages, after = [], 0
+    while True:
+        body = api.get(f"/api/v1/sample/events?after={after}&limit=2", role="service").json()
+        if not body["events"]:
+            break
+        pages.append([e["stream_id"] for e in body["events"]])
+        after = body["next_after"]
+    assert pages == [[first, second], [first, second], [first]]
+    stream = api.get(f"/api/v1/sample/events?stream_id={first}&after_version=1", role="ops").json()
+    assert [(e["version"], e["type"]) for e in stream["events"]] == [
+        (2, "AmountDeposited"),
+        (3, "AmountDeposited"),
+    ]
+    assert_problem(api.get("/api/v1/sample/events?limit=0", role="ops"), 422, "limit")
+    assert_problem(api.get("/api/v1/sample/events?after=x", role="ops"), 422, "after")
