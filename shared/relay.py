@@ -80,8 +80,11 @@ class Relay:
                         continue
                     self.is_leader = True
                     log.info("relay for %s is the leader", self.service)
-                    self._start_listener()
-                    self._relay(conn)
+                    try:
+                        self._start_listener()
+                        self._relay(conn)
+                    finally:
+                        self._release(conn)
                     backoff = 0.2
             except Exception as exc:
                 log.warning(
@@ -110,6 +113,18 @@ class Relay:
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key()})
         conn.commit()
         return bool(got.scalar_one())
+
+    def _release(self, conn: Connection) -> None:
+        """Give up leadership. The connection goes back to the pool, and a session lock would
+        go with it: unlock explicitly, or drop the connection if it cannot."""
+        if not self.store.is_postgres:
+            return
+        try:
+            conn.rollback()
+            conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            conn.commit()
+        except Exception:
+            conn.invalidate()
 
     def _start_listener(self) -> None:
         if not self.store.is_postgres:

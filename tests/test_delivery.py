@@ -389,3 +389,32 @@ def test_a_new_subscriber_catches_up_from_the_notification_log(pipeline: Pipelin
         pipeline.deposit("C", i)  # nobody subscribes yet: unroutable, not lost
     pipeline.consumer.start(CLUSTERGOV_CATCH_UP_INTERVAL="3600")
     assert pipeline.converge()["C"]["balance_fen"] == 55
+
+
+def test_when_the_leading_relay_dies_another_takes_over(pipeline: Pipeline) -> None:
+    second = Process(PRODUCER, pipeline.producer.env)
+    pipeline.producer.start()
+    second.start()
+    pipeline.consumer.start()
+    published = 'clustergov_relay_published_total{service="sample"}'
+    try:
+        pipeline.open("L")
+        pipeline.converge()
+        leader, follower = (
+            (pipeline.producer, second)
+            if pipeline.producer.metric(published) > 0
+            else (second, pipeline.producer)
+        )
+        leader.kill()
+        for i in range(1, 11):
+            response = requests.post(
+                f"{follower.base}/api/v1/sample/ledgers/L/deposits",
+                json={"amount_fen": i},
+                headers=WRITER,
+                timeout=30,
+            )
+            assert response.status_code == 201
+        assert pipeline.converge()["L"]["balance_fen"] == 55
+        assert follower.metric(published) >= 10
+    finally:
+        second.kill()
