@@ -104,6 +104,12 @@ class Process:
         with open(self.log.name, errors="replace") as log:
             return f"--- {self.spec} log ---\n" + log.read()[-size:]
 
+    def wait_for_metric(self, sample: str, at_least: float, timeout: float = 30) -> float:
+        deadline = time.monotonic() + timeout
+        while (value := self.metric(sample)) < at_least and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return value
+
     def metric(self, sample: str) -> float:
         for line in requests.get(self.base + "/metrics", timeout=5).text.splitlines():
             if line.startswith(sample + " "):
@@ -262,11 +268,9 @@ def test_relay_killed_between_publish_and_checkpoint(pipeline: Pipeline) -> None
     pipeline.producer.start()  # publishes the same 21 again
     expected = pipeline.converge()
     assert expected["R"]["events"] == 21
-    deadline = time.monotonic() + 10
     skipped = 'clustergov_events_skipped_total{handler="on_ledger_event",service="ledgerview"}'
-    while pipeline.consumer.metric(skipped) < 21 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert pipeline.consumer.metric(skipped) >= 21  # every duplicate arrived and was dropped
+    # every duplicate arrived and was dropped
+    assert pipeline.consumer.wait_for_metric(skipped, at_least=21) >= 21
     assert inbox_rows(pipeline) == 21
 
 
@@ -317,9 +321,7 @@ def test_poison_event_is_dead_lettered_then_replayed(pipeline: Pipeline) -> None
     pipeline.deposit("Q", 5)
     env = pipeline.consumer.env
     dead = 'clustergov_events_dead_lettered_total{handler="on_ledger_event",service="ledgerview"}'
-    deadline = time.monotonic() + 30
-    while pipeline.consumer.metric(dead) < 1 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    assert pipeline.consumer.wait_for_metric(dead, at_least=1) == 1
     listed = subprocess.run(
         [*CLI, "dlq", "list", CONSUMER, "--json"],
         env=env,
