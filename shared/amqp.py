@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from amqp import spec
 from amqp.basic_message import Message as AmqpMessage
 from kombu import Connection, Exchange, Producer, Queue, binding
 
@@ -161,8 +162,13 @@ class EventPublisher:
                 type=event.type,
                 timestamp=int(event.recorded_at.timestamp()),
             )
-            channel._basic_publish(
-                message, exchange=self.exchange.name, routing_key=event.type, mandatory=True
+            # basic.publish without py-amqp's per-message check for connection.blocked frames
+            # (a non-blocking read before every message); draining the confirms reads them.
+            channel.send_method(
+                spec.Basic.Publish,
+                "Bssbb",
+                (0, self.exchange.name, event.type, True, False),
+                message,
             )
             self._outstanding.add(self._next_tag)
             self._next_tag += 1

@@ -29,10 +29,11 @@ from typing import Any
 
 import eventlet
 from eventlet.event import Event as GreenEvent
+from eventlet.queue import LightQueue
 from eventlet.semaphore import Semaphore
 from nameko.exceptions import ContainerBeingKilled
-from nameko.messaging import Consumer
-from sqlalchemy import select
+from nameko.messaging import Consumer, QueueConsumer
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -79,8 +80,18 @@ def _insert(store: EventStore) -> Any:
     return pg_insert if store.is_postgres else sqlite_insert
 
 
+class BatchingQueueConsumer(QueueConsumer):
+    """nameko's queue consumer with a prefetch sized for batches, not for the worker pool."""
+
+    @property
+    def prefetch_count(self) -> int:
+        return int(self.container.config.get("CONSUMER_PREFETCH", 256))
+
+
 class EventSubscriber(Consumer):
     """The nameko entrypoint behind ``@subscribe``."""
+
+    queue_consumer = BatchingQueueConsumer()
 
     def __init__(
         self,
@@ -122,15 +133,18 @@ class EventSubscriber(Consumer):
             config["SECRET"],
         )
         self.catch_up_interval = float(config.get("CATCH_UP_INTERVAL", 30))
+        self.max_batch = int(config.get("CONSUMER_BATCH", 100))
         self._locks: dict[str, _RefCountedLock] = {}
+        self._arrived: LightQueue = LightQueue()
+        self._statements: dict[str, Any] = {}
         super().setup()
 
     def start(self) -> None:
-        if self.catch_up_interval <= 0:  # catch-up switched off (the delivery tests do)
-            return
-        self.container.spawn_managed_thread(
-            self._catch_up_forever, identifier=f"catch-up {self.name}"
-        )
+        self.container.spawn_managed_thread(self._apply_batches, identifier=f"batches {self.name}")
+        if self.catch_up_interval > 0:  # 0: catch-up switched off (the delivery tests do)
+            self.container.spawn_managed_thread(
+                self._catch_up_forever, identifier=f"catch-up {self.name}"
+            )
 
     def event_store(self) -> EventStore:
         from shared.dependencies import Store
@@ -143,24 +157,69 @@ class EventSubscriber(Consumer):
     # -- delivery -----------------------------------------------------------------------------
 
     def handle_message(self, body: Any, message: Any) -> None:
-        """Runs in its own green thread per message (nameko's QueueConsumer spawns it)."""
+        """Runs in a green thread per message (nameko's QueueConsumer spawns it): hand the
+        message to this handler's batcher."""
+        self._arrived.put((body, message))
+
+    def _apply_batches(self) -> None:
+        """Apply what has arrived in one transaction; on any failure, one message at a time.
+
+        Under load a transaction carries up to ``CONSUMER_BATCH`` events (their inbox rows, order
+        checks and effects), which is what lets one consumer keep up with a busy source."""
+        while True:
+            batch = [self._arrived.get()]
+            while len(batch) < self.max_batch and not self._arrived.empty():
+                batch.append(self._arrived.get_nowait())
+            started = time.perf_counter()
+            try:
+                events = [RecordedEvent.from_envelope(body) for body, _ in batch]
+                applied = self._apply_together(events)
+            except Exception as exc:  # isolate the failure: retries and dead letters per event
+                log.debug("%s: batch of %d failed (%s); one by one", self.name, len(batch), exc)
+                if not isinstance(exc, OutOfOrder):  # a handler attempt raised
+                    metrics.FAILED.labels(self.container.service_name, self.method_name).inc()
+                for body, message in batch:
+                    self._handle_one(body, message)
+            else:
+                for _, message in batch:
+                    self.queue_consumer.ack_message(message)
+                self._count(applied, len(batch) - applied)
+            self._observe_latency(started, len(batch))
+
+    def _apply_together(self, events: list[RecordedEvent]) -> int:
+        with self.event_store().transaction() as tx:
+            return sum(
+                self._apply_in(tx.connection, event, invoke=event.type in self.types)
+                for event in events
+            )
+
+    def _handle_one(self, body: Any, message: Any) -> None:
         started = time.perf_counter()
-        service = self.container.service_name
         try:
-            event = RecordedEvent.from_envelope(body)
-            self.deliver(event)
+            self.deliver(RecordedEvent.from_envelope(body))
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
             return
         except Exception as exc:
-            metrics.FAILED.labels(service, self.method_name).inc()
+            metrics.FAILED.labels(self.container.service_name, self.method_name).inc()
             self._retry_or_park(body, message, exc)
             return
         finally:
-            metrics.HANDLER_LATENCY.labels(service, self.method_name).observe(
-                time.perf_counter() - started
-            )
+            self._observe_latency(started, 1)
         self.queue_consumer.ack_message(message)
+
+    def _count(self, applied: int, skipped: int) -> None:
+        service = self.container.service_name
+        if applied:
+            metrics.CONSUMED.labels(service, self.method_name).inc(applied)
+        if skipped:
+            metrics.SKIPPED.labels(service, self.method_name).inc(skipped)
+
+    def _observe_latency(self, started: float, events: int) -> None:
+        elapsed = time.perf_counter() - started
+        histogram = metrics.HANDLER_LATENCY.labels(self.container.service_name, self.method_name)
+        for _ in range(events):
+            histogram.observe(elapsed)
 
     def deliver(self, event: RecordedEvent) -> bool:
         """Apply an event once; for an ordered handler, after every earlier version."""
@@ -194,53 +253,80 @@ class EventSubscriber(Consumer):
         return lock
 
     def _apply_once(self, event: RecordedEvent, *, invoke: bool) -> bool:
-        store = self.event_store()
-        service = self.container.service_name
-        with store.transaction() as tx:
-            db = tx.connection
-            # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
-            claimed = db.execute(
-                _insert(store)(inbox)
-                .values(
-                    consumer=self.name,
-                    event_id=event.event_id,
-                    source=self.source,
-                    position=event.position,
-                    processed_at=datetime.now(UTC),
-                )
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
-            ).first()
-            if claimed is None:
-                metrics.SKIPPED.labels(service, self.method_name).inc()
-                return False
-            if self.ordered:
-                self._check_order(store, db, event)
-            if invoke:
-                self._run_worker(event, db)
+        with self.event_store().transaction() as tx:
+            applied = self._apply_in(tx.connection, event, invoke=invoke)
+        self._count(int(applied), int(not applied))
+        return applied
+
+    def _apply_in(self, db: Connection, event: RecordedEvent, *, invoke: bool) -> bool:
+        """Claim the event in the inbox, check its order, run the handler: False if a duplicate."""
+        statements = self._prepared()
+        claimed = db.execute(
+            statements["claim"],
+            {
+                "p_event_id": event.event_id,
+                "p_position": event.position,
+                "p_processed_at": datetime.now(UTC),
+            },
+        ).first()
+        if claimed is None:
+            return False
+        if self.ordered:
+            self._check_order(db, event)
         if invoke:
-            metrics.CONSUMED.labels(service, self.method_name).inc()
+            self._run_worker(event, db)
         return True
 
-    def _check_order(self, store: EventStore, db: Connection, event: RecordedEvent) -> None:
-        last = db.execute(
-            select(stream_positions.c.version).where(
-                stream_positions.c.consumer == self.name,
-                stream_positions.c.stream_id == event.stream_id,
-            )
-        ).scalar()
-        last = last or 0
-        if event.version != last + 1:
-            raise OutOfOrder(event.stream_id, last, event.version)
-        upsert = _insert(store)(stream_positions).values(
-            consumer=self.name, stream_id=event.stream_id, version=event.version
-        )
-        db.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[stream_positions.c.consumer, stream_positions.c.stream_id],
-                set_={"version": upsert.excluded.version},
-            )
-        )
+    def _prepared(self) -> dict[str, Any]:
+        """Statements built once (constructing them costs more than running them)."""
+        if not self._statements:
+            insert = _insert(self.event_store())
+            mine = {"consumer": self.name}
+            self._statements = {
+                # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
+                "claim": insert(inbox)
+                .values(
+                    **mine,
+                    source=self.source,
+                    event_id=bindparam("p_event_id"),
+                    position=bindparam("p_position"),
+                    processed_at=bindparam("p_processed_at"),
+                )
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id),
+                "advance": stream_positions.update()
+                .where(
+                    stream_positions.c.consumer == self.name,
+                    stream_positions.c.stream_id == bindparam("p_stream_id"),
+                    stream_positions.c.version == bindparam("p_previous"),
+                )
+                .values(version=bindparam("p_version"))
+                .returning(stream_positions.c.version),
+                "last": select(stream_positions.c.version).where(
+                    stream_positions.c.consumer == self.name,
+                    stream_positions.c.stream_id == bindparam("p_stream_id"),
+                ),
+                "first": stream_positions.insert().values(
+                    **mine, stream_id=bindparam("p_stream_id"), version=1
+                ),
+            }
+        return self._statements
+
+    def _check_order(self, db: Connection, event: RecordedEvent) -> None:
+        """Move the stream's position from version-1 to version, or raise OutOfOrder."""
+        statements = self._prepared()
+        stream = {"p_stream_id": event.stream_id}
+        advanced = db.execute(
+            statements["advance"],
+            {**stream, "p_previous": event.version - 1, "p_version": event.version},
+        ).first()
+        if advanced is not None:
+            return
+        last = db.execute(statements["last"], stream).scalar()
+        if last is None and event.version == 1:
+            db.execute(statements["first"], stream)
+            return
+        raise OutOfOrder(event.stream_id, last or 0, event.version)
 
     def _run_worker(self, event: RecordedEvent, db: Connection) -> None:
         """Call the service method in a nameko worker (bounded by max_workers) and wait."""

@@ -33,6 +33,11 @@ from shared.eventstore import NOTIFY_CHANNEL, EventStore, events, relay_checkpoi
 
 log = logging.getLogger(__name__)
 
+#: The lag gauge counts the unpublished backlog: at most this often, or draining a large backlog
+#: would count it again for every batch.
+LAG_CHECK_INTERVAL = 1.0
+WAKE_COALESCE_SECONDS = 0.002
+
 #: Advisory-lock key space for relay leadership (one key per service name).
 LOCK_NAMESPACE = 0x636C7573  # "clus"
 
@@ -64,6 +69,7 @@ class Relay:
         self._wake = threading.Event()
         self._stopping = False
         self._listener: Any = None
+        self._next_lag_check = 0.0
         store.on_commit(lambda _events: self._wake.set())
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -170,9 +176,12 @@ class Relay:
                 metrics.RELAY_BATCH_SECONDS.labels(self.service).observe(
                     time.perf_counter() - started
                 )
-            self._observe_lag(conn, checkpoint)
-            if len(batch) < self.batch_size:
-                self._wake.wait(self.poll_interval)
+            if time.monotonic() >= self._next_lag_check:
+                self._observe_lag(conn, checkpoint)
+                self._next_lag_check = time.monotonic() + LAG_CHECK_INTERVAL
+            if len(batch) < self.batch_size and self._wake.wait(self.poll_interval):
+                # Let the commits of the next few milliseconds join this wake's batch.
+                time.sleep(WAKE_COALESCE_SECONDS)
 
     def _checkpoint(self, conn: Connection) -> int:
         row = conn.execute(
