@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
+
 from shared import metrics
 from shared.aggregate import Aggregate
 from shared.errors import AggregateNotFound, ConcurrencyError, Conflict, Unprocessable
@@ -103,11 +105,16 @@ class UnitOfWork:
         return aggregate
 
     def create(self, cls: type[A], stream_id: str) -> A:
-        if stream_id in self._tracked or self.store.stream_version(stream_id, self.connection):
+        """A new aggregate. Whether the stream already exists is left to the unique
+        (stream_id, version): checking first would cost every create a query."""
+        if stream_id in self._tracked:
             raise AlreadyExists(cls.stream_type, stream_id)
         aggregate = cls(stream_id)
         self._tracked[stream_id] = aggregate
         return aggregate
+
+    def created(self) -> list[Aggregate]:
+        return [a for a in self._tracked.values() if a.is_new]
 
     def commit(self) -> list[RecordedEvent]:
         metadata = self.context.metadata()
@@ -168,6 +175,7 @@ def execute(
     first answer, inside the same transaction as the events."""
     service = store.service
     for attempt in range(max_attempts):
+        uow: UnitOfWork | None = None
         try:
             with store.transaction() as tx:
                 if idempotency is not None:
@@ -194,9 +202,19 @@ def execute(
             metrics.observe_append(service, recorded, time.perf_counter() - started)
             return Outcome(result=result, events=tuple(recorded))
         except ConcurrencyError:
+            # A new aggregate whose stream exists is a 409 now, not after every retry. With an
+            # Idempotency-Key, first retry: the collision may be this very request, answered.
+            if uow is not None and (idempotency is None or attempt > 0):
+                for aggregate in uow.created():
+                    if store.stream_version(aggregate.id):
+                        raise AlreadyExists(aggregate.stream_type, aggregate.id) from None
             metrics.CONCURRENCY_RETRIES.labels(service).inc()
             # Jittered exponential back-off keeps colliding writers from colliding again.
             time.sleep(random.uniform(0, 0.002 * 2**attempt))
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == max_attempts - 1:
+                raise
+            # The pooled connection had died (a database restart): again, on a fresh one.
     raise Conflict(
         f"the command collided with concurrent changes {max_attempts} times; retry it",
     )

@@ -147,6 +147,37 @@ stream_positions = Table(
 )
 
 
+# Queries built once: constructing a SQLAlchemy statement costs more than running it.
+_LOAD = (
+    select(events)
+    .where(
+        events.c.stream_id == bindparam("p_stream_id"),
+        events.c.version > bindparam("p_after_version"),
+    )
+    .order_by(events.c.version)
+)
+_READ_ALL = (
+    select(events)
+    .where(events.c.position > bindparam("p_after"))
+    .order_by(events.c.position)
+    .limit(bindparam("p_limit"))
+)
+_OLDEST_RUNNING = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+_READ_ALL_POSTGRES = (
+    select(events)
+    .where(
+        events.c.position > bindparam("p_after"),
+        events.c.position < _OLDEST_RUNNING * MAX_EVENTS_PER_TRANSACTION,
+    )
+    .order_by(events.c.position)
+    .limit(bindparam("p_limit"))
+)
+_STREAM_VERSION = select(func.coalesce(func.max(events.c.version), 0)).where(
+    events.c.stream_id == bindparam("p_stream_id")
+)
+_SNAPSHOT = select(snapshots).where(snapshots.c.stream_id == bindparam("p_stream_id"))
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An event decided by a command, not yet stored."""
@@ -269,7 +300,9 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping (a round trip on every checkout): a connection found dead mid-command raises
+    # with connection_invalidated, and the command is retried on a fresh one.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=3600)
 
 
 class EventStore:
@@ -431,45 +464,34 @@ class EventStore:
         self, stream_id: str, after_version: int = 0, connection: Connection | None = None
     ) -> list[RecordedEvent]:
         """The stream's events with version > ``after_version``, in version order."""
-        query = (
-            select(events)
-            .where(events.c.stream_id == stream_id, events.c.version > after_version)
-            .order_by(events.c.version)
-        )
+        params = {"p_stream_id": stream_id, "p_after_version": after_version}
         with self._reader(connection) as conn:
-            return [self.recorded(row) for row in conn.execute(query)]
+            return [self.recorded(row) for row in conn.execute(_LOAD, params)]
 
     def read_all(
         self, after: int = 0, limit: int = 1000, connection: Connection | None = None
     ) -> list[RecordedEvent]:
         """Events with position > ``after`` in global order, never skipping a late commit."""
-        query = select(events).where(events.c.position > after)
-        if self.is_postgres:
-            oldest_running = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            query = query.where(events.c.position < oldest_running * MAX_EVENTS_PER_TRANSACTION)
-        query = query.order_by(events.c.position).limit(limit)
+        query = _READ_ALL_POSTGRES if self.is_postgres else _READ_ALL
         with self._reader(connection) as conn:
-            return [self.recorded(row) for row in conn.execute(query)]
+            rows = conn.execute(query, {"p_after": after, "p_limit": limit})
+            return [self.recorded(row) for row in rows]
 
     def last_position(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.coalesce(func.max(events.c.position), 0))).scalar_one()
 
     def stream_version(self, stream_id: str, connection: Connection | None = None) -> int:
-        query = select(func.coalesce(func.max(events.c.version), 0)).where(
-            events.c.stream_id == stream_id
-        )
         with self._reader(connection) as conn:
-            return conn.execute(query).scalar_one()
+            return conn.execute(_STREAM_VERSION, {"p_stream_id": stream_id}).scalar_one()
 
     # -- snapshots ----------------------------------------------------------------------------
 
     def load_snapshot(
         self, stream_id: str, connection: Connection | None = None
     ) -> Snapshot | None:
-        query = select(snapshots).where(snapshots.c.stream_id == stream_id)
         with self._reader(connection) as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_SNAPSHOT, {"p_stream_id": stream_id}).first()
         if row is None:
             return None
         return Snapshot(row.stream_id, row.stream_type, row.version, row.state)

@@ -29,12 +29,13 @@ from typing import Any
 import marshmallow as ma
 from eventlet.event import Event as GreenEvent
 from nameko.extensions import Entrypoint
+from sqlalchemy.exc import DBAPIError
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from shared import auth, logs, metrics
 from shared.commands import Outcome
-from shared.errors import BadRequest, Problem, Unprocessable
+from shared.errors import BadRequest, Problem, ServiceUnavailable, Unprocessable
 from shared.eventstore import fingerprint
 from shared.web import ApiServer, problem_response
 
@@ -126,6 +127,12 @@ class Endpoint(Entrypoint):
             response = self.respond(done.wait())
             if response.headers.get("Idempotent-Replayed"):
                 outcome = "replayed"
+        except DBAPIError as exc:
+            outcome = "error"
+            log.warning("database unavailable in %s %s: %s", self.method, self.route, exc)
+            response = problem_response(
+                ServiceUnavailable("the database is unavailable; retry shortly"), request.path
+            )
         except Problem as problem:
             outcome = "conflict" if problem.status == 409 else "client_error"
             if problem.status >= 500:
