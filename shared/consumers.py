@@ -187,11 +187,76 @@ class EventSubscriber(Consumer):
             self._observe_latency(started, len(batch))
 
     def _apply_together(self, events: list[RecordedEvent]) -> int:
-        with self.event_store().transaction() as tx:
-            return sum(
-                self._apply_in(tx.connection, event, invoke=event.type in self.types)
-                for event in events
+        """Apply a batch in one transaction: one multi-row inbox claim, one read and one write
+        of the stream positions, then the handler for each claimed event in arrival order."""
+        store = self.event_store()
+        with store.transaction() as tx:
+            db = tx.connection
+            now = datetime.now(UTC)
+            claimed = set(
+                db.execute(
+                    _insert(store)(inbox)
+                    .values(
+                        [
+                            {
+                                "consumer": self.name,
+                                "event_id": e.event_id,
+                                "source": self.source,
+                                "position": e.position,
+                                "processed_at": now,
+                            }
+                            for e in events
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(inbox.c.event_id)
+                ).scalars()
             )
+            fresh: list[RecordedEvent] = []
+            for event in events:  # the same event twice in one batch is applied once
+                if event.event_id in claimed:
+                    claimed.discard(event.event_id)
+                    fresh.append(event)
+            if self.ordered:
+                self._advance_streams(store, db, fresh)
+            for event in fresh:
+                if event.type in self.types:
+                    self._run_worker(event, db)
+        return len(fresh)
+
+    def _advance_streams(
+        self, store: EventStore, db: Connection, fresh: list[RecordedEvent]
+    ) -> None:
+        """Check that each stream's versions continue where it stood; record where they end."""
+        streams = {e.stream_id for e in fresh}
+        if not streams:
+            return
+        position = dict(
+            db.execute(
+                select(stream_positions.c.stream_id, stream_positions.c.version).where(
+                    stream_positions.c.consumer == self.name,
+                    stream_positions.c.stream_id.in_(streams),
+                )
+            ).all()
+        )
+        for event in fresh:
+            last = position.get(event.stream_id, 0)
+            if event.version != last + 1:
+                raise OutOfOrder(event.stream_id, last, event.version)
+            position[event.stream_id] = event.version
+        upsert = _insert(store)(stream_positions).values(
+            [
+                {"consumer": self.name, "stream_id": stream, "version": version}
+                for stream, version in position.items()
+                if stream in streams
+            ]
+        )
+        db.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[stream_positions.c.consumer, stream_positions.c.stream_id],
+                set_={"version": upsert.excluded.version},
+            )
+        )
 
     def _handle_one(self, body: Any, message: Any) -> None:
         started = time.perf_counter()
