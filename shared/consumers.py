@@ -33,7 +33,7 @@ from eventlet.queue import LightQueue
 from eventlet.semaphore import Semaphore
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -136,7 +136,6 @@ class EventSubscriber(Consumer):
         self.max_batch = int(config.get("CONSUMER_BATCH", 100))
         self._locks: dict[str, _RefCountedLock] = {}
         self._arrived: LightQueue = LightQueue()
-        self._statements: dict[str, Any] = {}
         super().setup()
 
     def start(self) -> None:
@@ -289,22 +288,22 @@ class EventSubscriber(Consumer):
     def deliver(self, event: RecordedEvent) -> bool:
         """Apply an event once; for an ordered handler, after every earlier version."""
         if not self.ordered:
-            return self._apply_once(event, invoke=event.type in self.types)
+            return self._apply_once(event)
         # Messages of one stream take this lock in arrival order, so in the usual case each
         # version finds its predecessor committed.
         with self._stream_lock(event.stream_id):
             try:
-                return self._apply_once(event, invoke=event.type in self.types)
+                return self._apply_once(event)
             except OutOfOrder as gap:
                 self._fill_gap(event, gap.last)
-                return self._apply_once(event, invoke=event.type in self.types)
+                return self._apply_once(event)
 
     def _fill_gap(self, event: RecordedEvent, last: int) -> None:
         """Apply the versions between ``last`` and ``event`` from the source's log."""
         history = self.log_client.stream(self.source, event.stream_id, last)
         for earlier in (e for e in history if e.version < event.version):
             try:
-                self._apply_once(earlier, invoke=earlier.type in self.types)
+                self._apply_once(earlier)
             except Exception as exc:
                 raise Blocked(
                     f"{event.stream_id} version {event.version} waits for version "
@@ -317,81 +316,10 @@ class EventSubscriber(Consumer):
             lock = self._locks[stream_id] = _RefCountedLock(self._locks, stream_id)
         return lock
 
-    def _apply_once(self, event: RecordedEvent, *, invoke: bool) -> bool:
-        with self.event_store().transaction() as tx:
-            applied = self._apply_in(tx.connection, event, invoke=invoke)
+    def _apply_once(self, event: RecordedEvent) -> bool:
+        applied = self._apply_together([event]) == 1
         self._count(int(applied), int(not applied))
         return applied
-
-    def _apply_in(self, db: Connection, event: RecordedEvent, *, invoke: bool) -> bool:
-        """Claim the event in the inbox, check its order, run the handler: False if a duplicate."""
-        statements = self._prepared()
-        claimed = db.execute(
-            statements["claim"],
-            {
-                "p_event_id": event.event_id,
-                "p_position": event.position,
-                "p_processed_at": datetime.now(UTC),
-            },
-        ).first()
-        if claimed is None:
-            return False
-        if self.ordered:
-            self._check_order(db, event)
-        if invoke:
-            self._run_worker(event, db)
-        return True
-
-    def _prepared(self) -> dict[str, Any]:
-        """Statements built once (constructing them costs more than running them)."""
-        if not self._statements:
-            insert = _insert(self.event_store())
-            mine = {"consumer": self.name}
-            self._statements = {
-                # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
-                "claim": insert(inbox)
-                .values(
-                    **mine,
-                    source=self.source,
-                    event_id=bindparam("p_event_id"),
-                    position=bindparam("p_position"),
-                    processed_at=bindparam("p_processed_at"),
-                )
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id),
-                "advance": stream_positions.update()
-                .where(
-                    stream_positions.c.consumer == self.name,
-                    stream_positions.c.stream_id == bindparam("p_stream_id"),
-                    stream_positions.c.version == bindparam("p_previous"),
-                )
-                .values(version=bindparam("p_version"))
-                .returning(stream_positions.c.version),
-                "last": select(stream_positions.c.version).where(
-                    stream_positions.c.consumer == self.name,
-                    stream_positions.c.stream_id == bindparam("p_stream_id"),
-                ),
-                "first": stream_positions.insert().values(
-                    **mine, stream_id=bindparam("p_stream_id"), version=1
-                ),
-            }
-        return self._statements
-
-    def _check_order(self, db: Connection, event: RecordedEvent) -> None:
-        """Move the stream's position from version-1 to version, or raise OutOfOrder."""
-        statements = self._prepared()
-        stream = {"p_stream_id": event.stream_id}
-        advanced = db.execute(
-            statements["advance"],
-            {**stream, "p_previous": event.version - 1, "p_version": event.version},
-        ).first()
-        if advanced is not None:
-            return
-        last = db.execute(statements["last"], stream).scalar()
-        if last is None and event.version == 1:
-            db.execute(statements["first"], stream)
-            return
-        raise OutOfOrder(event.stream_id, last or 0, event.version)
 
     def _run_worker(self, event: RecordedEvent, db: Connection) -> None:
         """Call the service method in a nameko worker (bounded by max_workers) and wait."""
