@@ -8,6 +8,9 @@ What it adds to nameko:
 
 * **Inbox.** The event id is inserted into ``inbox`` in the same transaction as the handler's
   effect (``db``); a redelivered event finds its id and changes nothing.
+* **Batches.** Messages that arrive together are applied in one transaction (up to
+  ``CONSUMER_BATCH``); if anything in a batch fails, its messages are applied one at a time, so
+  retries and dead letters stay per event.
 * **Retries, then dead letters.** A handler that raises is retried with exponential back-off
   (the message waits in ``<queue>.retry`` with a per-message TTL); after ``max_attempts`` it is
   parked in ``<service>.dead-letter`` with the error. Never dropped, never a hot loop.

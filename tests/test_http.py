@@ -295,3 +295,21 @@ def test_notification_log_pages_in_order_and_filters_a_stream(api: Api) -> None:
     ]
     assert_problem(api.get("/api/v1/sample/events?limit=0", role="ops"), 422, "limit")
     assert_problem(api.get("/api/v1/sample/events?after=x", role="ops"), 422, "after")
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_commands_survive_the_database_dropping_every_connection(api: Api) -> None:
+    """What a database restart does to a connection pool: every pooled connection is dead."""
+    ledger_id = open_ledger(api)
+    database = api.database_url.rsplit("/", 1)[1]
+    store = EventStore.from_url(api.database_url.rsplit("/", 1)[0] + "/postgres", "admin")
+    with store.engine.connect() as admin:
+        terminated = admin.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ).scalar_one()
+    store.dispose()
+    assert terminated >= 1
+    response = api.post(f"/api/v1/sample/ledgers/{ledger_id}/deposits", {"amount_fen": 8})
+    assert response.status_code == 201, response.text
+    assert api.get(f"/api/v1/sample/ledgers/{ledger_id}").json()["balance_fen"] == 8
