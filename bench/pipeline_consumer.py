@@ -35,6 +35,10 @@ arrivals = Table(
 )
 
 
+#: Built once, as a projection should: building a statement per event costs more than running it.
+RECORD_ARRIVAL = arrivals.insert()
+
+
 class Arrivals(Projection):
     metadata = arrivals_model
     source = "sample"
@@ -42,12 +46,13 @@ class Arrivals(Projection):
 
     def apply(self, event: RecordedEvent, db: Connection) -> None:
         db.execute(
-            arrivals.insert().values(
-                event_id=event.event_id,
-                stream_id=event.stream_id,
-                version=event.version,
-                arrived_at=time.time(),
-            )
+            RECORD_ARRIVAL,
+            {
+                "event_id": event.event_id,
+                "stream_id": event.stream_id,
+                "version": event.version,
+                "arrived_at": time.time(),
+            },
         )
 
 

@@ -36,7 +36,7 @@ from eventlet.queue import LightQueue
 from eventlet.semaphore import Semaphore
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -138,6 +138,7 @@ class EventSubscriber(Consumer):
         self.catch_up_interval = float(config.get("CATCH_UP_INTERVAL", 30))
         self.max_batch = int(config.get("CONSUMER_BATCH", 100))
         self._locks: dict[str, _RefCountedLock] = {}
+        self._built: tuple[Any, Any, Any] | None = None
         self._arrived: LightQueue = LightQueue()
         super().setup()
 
@@ -189,31 +190,24 @@ class EventSubscriber(Consumer):
             self._observe_latency(started, len(batch))
 
     def _apply_together(self, events: list[RecordedEvent]) -> int:
-        """Apply a batch in one transaction: one multi-row inbox claim, one read and one write
-        of the stream positions, then the handler for each claimed event in arrival order."""
+        """Apply a batch in one transaction: one inbox claim for all of it, one read and one
+        write of the stream positions, then the handler for each claimed event in order."""
         store = self.event_store()
+        claim, _, _ = self._statements(store)
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "consumer": self.name,
+                "event_id": e.event_id,
+                "source": self.source,
+                "position": e.position,
+                "processed_at": now,
+            }
+            for e in events
+        ]
         with store.transaction() as tx:
             db = tx.connection
-            now = datetime.now(UTC)
-            claimed = set(
-                db.execute(
-                    _insert(store)(inbox)
-                    .values(
-                        [
-                            {
-                                "consumer": self.name,
-                                "event_id": e.event_id,
-                                "source": self.source,
-                                "position": e.position,
-                                "processed_at": now,
-                            }
-                            for e in events
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(inbox.c.event_id)
-                ).scalars()
-            )
+            claimed = set(db.execute(claim, rows).scalars())
             fresh: list[RecordedEvent] = []
             for event in events:  # the same event twice in one batch is applied once
                 if event.event_id in claimed:
@@ -226,38 +220,42 @@ class EventSubscriber(Consumer):
                     self._run_worker(event, db)
         return len(fresh)
 
+    def _statements(self, store: EventStore) -> tuple[Any, Any, Any]:
+        """Built once: constructing and compiling a statement costs more than running it."""
+        if self._built is None:
+            insert = _insert(store)
+            claim = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+            upsert = insert(stream_positions)
+            advance = upsert.on_conflict_do_update(
+                index_elements=[stream_positions.c.consumer, stream_positions.c.stream_id],
+                set_={"version": upsert.excluded.version},
+            )
+            positions = select(stream_positions.c.stream_id, stream_positions.c.version).where(
+                stream_positions.c.consumer == bindparam("p_consumer"),
+                stream_positions.c.stream_id.in_(bindparam("p_streams", expanding=True)),
+            )
+            self._built = (claim, advance, positions)
+        return self._built
+
     def _advance_streams(
         self, store: EventStore, db: Connection, fresh: list[RecordedEvent]
     ) -> None:
         """Check that each stream's versions continue where it stood; record where they end."""
-        streams = {e.stream_id for e in fresh}
+        streams = sorted({e.stream_id for e in fresh})
         if not streams:
             return
+        _, advance, positions = self._statements(store)
         position = dict(
-            db.execute(
-                select(stream_positions.c.stream_id, stream_positions.c.version).where(
-                    stream_positions.c.consumer == self.name,
-                    stream_positions.c.stream_id.in_(streams),
-                )
-            ).all()
+            db.execute(positions, {"p_consumer": self.name, "p_streams": streams}).all()
         )
         for event in fresh:
             last = position.get(event.stream_id, 0)
             if event.version != last + 1:
                 raise OutOfOrder(event.stream_id, last, event.version)
             position[event.stream_id] = event.version
-        upsert = _insert(store)(stream_positions).values(
-            [
-                {"consumer": self.name, "stream_id": stream, "version": version}
-                for stream, version in position.items()
-                if stream in streams
-            ]
-        )
         db.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[stream_positions.c.consumer, stream_positions.c.stream_id],
-                set_={"version": upsert.excluded.version},
-            )
+            advance,
+            [{"consumer": self.name, "stream_id": s, "version": position[s]} for s in streams],
         )
 
     def _handle_one(self, body: Any, message: Any) -> None:

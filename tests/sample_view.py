@@ -10,7 +10,17 @@ import os
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.engine import Connection
 
 from shared.consumers import subscribe
@@ -32,6 +42,19 @@ balances = Table(
 attempts: Counter[str] = Counter()
 
 
+# Built once: constructing a statement per event would cost more than running it.
+OPEN = balances.insert().values(balance_fen=0, events=1)
+MOVE = (
+    balances.update()
+    .where(balances.c.ledger_id == bindparam("p_ledger_id"))
+    .values(
+        balance_fen=balances.c.balance_fen + bindparam("p_amount"),
+        events=balances.c.events + 1,
+        last_version=bindparam("p_version"),
+    )
+)
+
+
 class LedgerBalances(Projection):
     metadata = view_model
     source = "sample"
@@ -39,21 +62,16 @@ class LedgerBalances(Projection):
 
     def apply(self, event: RecordedEvent, db: Connection) -> None:
         if event.type == "LedgerOpened":
-            db.execute(
-                balances.insert().values(
-                    ledger_id=event.stream_id, balance_fen=0, events=1, last_version=event.version
-                )
-            )
+            db.execute(OPEN, {"ledger_id": event.stream_id, "last_version": event.version})
             return
         sign = 1 if event.type == "AmountDeposited" else -1
         db.execute(
-            balances.update()
-            .where(balances.c.ledger_id == event.stream_id)
-            .values(
-                balance_fen=balances.c.balance_fen + sign * event.data["amount_fen"],
-                events=balances.c.events + 1,
-                last_version=event.version,
-            )
+            MOVE,
+            {
+                "p_ledger_id": event.stream_id,
+                "p_amount": sign * event.data["amount_fen"],
+                "p_version": event.version,
+            },
         )
 
 
