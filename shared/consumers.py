@@ -59,6 +59,7 @@ HOLDS_HEADER = "x-clustergov-holds"
 #: A successor waits this many times longer than its own attempts allow before it is parked
 #: too: a transient failure of its predecessor must not park it, a poisoned one eventually does.
 HOLDS_PER_ATTEMPT = 3
+BATCH_WAIT_SECONDS = 0.005
 BACKOFF_BASE_MS = 200
 BACKOFF_MAX_MS = 60_000
 
@@ -171,6 +172,10 @@ class EventSubscriber(Consumer):
         checks and effects), which is what lets one consumer keep up with a busy source."""
         while True:
             batch = [self._arrived.get()]
+            if self._arrived.empty():
+                # A moment for the rest of a burst: a transaction (and its commit) per handful
+                # of events rather than per event, for at most this much latency.
+                eventlet.sleep(BATCH_WAIT_SECONDS)
             while len(batch) < self.max_batch and not self._arrived.empty():
                 batch.append(self._arrived.get_nowait())
             started = time.perf_counter()

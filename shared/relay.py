@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 #: The lag gauge counts the unpublished backlog: at most this often, or draining a large backlog
 #: would count it again for every batch.
 LAG_CHECK_INTERVAL = 1.0
-WAKE_COALESCE_SECONDS = 0.002
+#: After a wake, wait this long for more commits: one read, publish and checkpoint for a handful
+#: of events instead of for each (the checkpoint is a commit), for at most this much latency.
+WAKE_COALESCE_SECONDS = 0.010
 
 #: Advisory-lock key space for relay leadership (one key per service name).
 LOCK_NAMESPACE = 0x636C7573  # "clus"

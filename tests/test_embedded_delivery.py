@@ -131,7 +131,7 @@ def test_replay_rebuilds_inline_projections_from_the_store(database_template: st
         system.post("/api/v1/sample/ledgers/R1/deposits", {"amount_fen": 40})
         totals = requests.get(system.base + "/api/v1/sample/totals", headers=WRITER).json()
         deadline = time.monotonic() + 10
-        while len(system.balances()) < 2 and time.monotonic() < deadline:
+        while system.balances().get("R1", {}).get("events") != 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         subscribed = system.balances()
     finally:
