@@ -60,6 +60,7 @@ HOLDS_HEADER = "x-clustergov-holds"
 #: too: a transient failure of its predecessor must not park it, a poisoned one eventually does.
 HOLDS_PER_ATTEMPT = 3
 BATCH_WAIT_SECONDS = 0.005
+STOP = object()  # tells a handler's batcher to end
 BACKOFF_BASE_MS = 200
 BACKOFF_MAX_MS = 60_000
 
@@ -140,6 +141,7 @@ class EventSubscriber(Consumer):
         self.max_batch = int(config.get("CONSUMER_BATCH", 100))
         self._locks: dict[str, _RefCountedLock] = {}
         self._built: tuple[Any, Any, Any] | None = None
+        self._stopping = GreenEvent()
         self._arrived: LightQueue = LightQueue()
         super().setup()
 
@@ -149,6 +151,12 @@ class EventSubscriber(Consumer):
             self.container.spawn_managed_thread(
                 self._catch_up_forever, identifier=f"catch-up {self.name}"
             )
+
+    def stop(self) -> None:
+        """No new messages once unregistered; the batcher finishes what it holds, then ends."""
+        super().stop()
+        self._arrived.put(STOP)
+        self._stopping.send(True)
 
     def event_store(self) -> EventStore:
         from shared.dependencies import Store
@@ -170,14 +178,17 @@ class EventSubscriber(Consumer):
 
         Under load a transaction carries up to ``CONSUMER_BATCH`` events (their inbox rows, order
         checks and effects), which is what lets one consumer keep up with a busy source."""
-        while True:
-            batch = [self._arrived.get()]
+        while (first := self._arrived.get()) is not STOP:
+            batch = [first]
             if self._arrived.empty():
                 # A moment for the rest of a burst: a transaction (and its commit) per handful
                 # of events rather than per event, for at most this much latency.
                 eventlet.sleep(BATCH_WAIT_SECONDS)
             while len(batch) < self.max_batch and not self._arrived.empty():
-                batch.append(self._arrived.get_nowait())
+                if (item := self._arrived.get_nowait()) is STOP:
+                    self._arrived.put(STOP)  # finish this batch, then stop
+                    break
+                batch.append(item)
             started = time.perf_counter()
             try:
                 events = [RecordedEvent.from_envelope(body) for body, _ in batch]
@@ -412,12 +423,12 @@ class EventSubscriber(Consumer):
     # -- catch-up -----------------------------------------------------------------------------
 
     def _catch_up_forever(self) -> None:
-        while True:
+        while not self._stopping.ready():
             try:
                 self.catch_up()
             except Exception as exc:
                 log.warning("%s could not catch up from %s: %s", self.name, self.source, exc)
-            eventlet.sleep(self.catch_up_interval)
+            self._stopping.wait(self.catch_up_interval)
 
     def catch_up(self, page_size: int = 500) -> int:
         """Apply every event of the source's log past this consumer's checkpoint."""
