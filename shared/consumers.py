@@ -37,8 +37,6 @@ from eventlet.semaphore import Semaphore
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from shared import amqp, metrics
@@ -79,10 +77,6 @@ class OutOfOrder(Exception):
 
 def backoff_ms(attempt: int) -> int:
     return min(BACKOFF_BASE_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS)
-
-
-def _insert(store: EventStore) -> Any:
-    return pg_insert if store.is_postgres else sqlite_insert
 
 
 class BatchingQueueConsumer(QueueConsumer):
@@ -239,13 +233,8 @@ class EventSubscriber(Consumer):
     def _statements(self, store: EventStore) -> tuple[Any, Any, Any]:
         """Built once: constructing and compiling a statement costs more than running it."""
         if self._built is None:
-            insert = _insert(store)
-            claim = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
-            upsert = insert(stream_positions)
-            advance = upsert.on_conflict_do_update(
-                index_elements=[stream_positions.c.consumer, stream_positions.c.stream_id],
-                set_={"version": upsert.excluded.version},
-            )
+            claim = store.insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+            advance = store.upsert(stream_positions)
             positions = select(stream_positions.c.stream_id, stream_positions.c.version).where(
                 stream_positions.c.consumer == bindparam("p_consumer"),
                 stream_positions.c.stream_id.in_(bindparam("p_streams", expanding=True)),
@@ -452,24 +441,15 @@ class EventSubscriber(Consumer):
             if not page:
                 return applied
             after = page[-1].position
-            upsert = _insert(store)(consumer_checkpoints).values(
-                consumer=self.name,
-                source=self.source,
-                position=after,
-                updated_at=datetime.now(UTC),
-            )
             with store.transaction() as tx:
                 tx.connection.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=[
-                            consumer_checkpoints.c.consumer,
-                            consumer_checkpoints.c.source,
-                        ],
-                        set_={
-                            "position": upsert.excluded.position,
-                            "updated_at": upsert.excluded.updated_at,
-                        },
-                    )
+                    store.upsert(consumer_checkpoints),
+                    {
+                        "consumer": self.name,
+                        "source": self.source,
+                        "position": after,
+                        "updated_at": datetime.now(UTC),
+                    },
                 )
 
 

@@ -497,19 +497,33 @@ class EventStore:
         return Snapshot(row.stream_id, row.stream_type, row.version, row.state)
 
     def save_snapshot(self, tx: Transaction, snapshot: Snapshot) -> None:
-        upsert = (pg_insert if self.is_postgres else sqlite_insert)(snapshots).values(
-            stream_id=snapshot.stream_id,
-            stream_type=snapshot.stream_type,
-            version=snapshot.version,
-            state=snapshot.state,
-            recorded_at=datetime.now(UTC),
+        newer = self.upsert(snapshots, where=lambda new: new.version > snapshots.c.version)
+        tx.connection.execute(
+            newer,
+            {
+                "stream_id": snapshot.stream_id,
+                "stream_type": snapshot.stream_type,
+                "version": snapshot.version,
+                "state": snapshot.state,
+                "recorded_at": datetime.now(UTC),
+            },
         )
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[snapshots.c.stream_id],
-            set_={c: upsert.excluded[c] for c in ("version", "state", "recorded_at")},
-            where=upsert.excluded.version > snapshots.c.version,
+
+    # -- bookkeeping statements ---------------------------------------------------------------
+
+    def insert(self, table: Table) -> Any:
+        """INSERT in this database's dialect, which is what offers ON CONFLICT."""
+        return (pg_insert if self.is_postgres else sqlite_insert)(table)
+
+    def upsert(self, table: Table, where: Callable[[Any], Any] | None = None) -> Any:
+        """INSERT, or on a primary-key conflict UPDATE every other column (values given at
+        execute time). ``where(excluded)`` limits which conflicting rows are updated."""
+        statement = self.insert(table)
+        return statement.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key},
+            where=where(statement.excluded) if where else None,
         )
-        tx.connection.execute(upsert)
 
     # -- idempotency --------------------------------------------------------------------------
 

@@ -23,8 +23,6 @@ from typing import Any
 
 import eventlet
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from shared import metrics
@@ -72,6 +70,7 @@ class Relay:
         self._stopping = False
         self._listener: Any = None
         self._next_lag_check = 0.0
+        self._checkpoint_upsert = store.upsert(relay_checkpoints)
         store.on_commit(lambda _events: self._wake.set())
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -193,20 +192,13 @@ class Relay:
         return row[0] if row else 0
 
     def _save_checkpoint(self, conn: Connection, position: int) -> None:
-        insert = pg_insert if self.store.is_postgres else sqlite_insert
-        upsert = insert(relay_checkpoints).values(
-            relay=self.service, position=position, updated_at=datetime.now(UTC)
-        )
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[relay_checkpoints.c.relay],
-            set_={"position": upsert.excluded.position, "updated_at": upsert.excluded.updated_at},
-        )
+        values = {"relay": self.service, "position": position, "updated_at": datetime.now(UTC)}
         if self.store.is_postgres:
-            conn.execute(upsert)
+            conn.execute(self._checkpoint_upsert, values)
             conn.commit()
         else:
             with self.store.transaction() as tx:
-                tx.connection.execute(upsert)
+                tx.connection.execute(self._checkpoint_upsert, values)
 
     def _observe_lag(self, conn: Connection, checkpoint: int) -> None:
         row = conn.execute(
