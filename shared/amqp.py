@@ -22,6 +22,7 @@ from amqp import spec
 from amqp.basic_message import Message as AmqpMessage
 from kombu import Connection, Exchange, Producer, Queue, binding
 
+from shared import metrics
 from shared.eventstore import RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class EventPublisher:
 
     def __init__(self, amqp_uri: str, service: str) -> None:
         self.amqp_uri = amqp_uri
+        self.service = service
         self.exchange = events_exchange(service)
         self.connection: Connection | None = None
         self._channel: Any = None
@@ -96,7 +98,6 @@ class EventPublisher:
         self._outstanding: set[int] = set()
         self._nacked = False
         self._next_tag = 1
-        self.unroutable = 0
 
     def _open(self) -> None:
         self.connection = connect(self.amqp_uri)
@@ -133,7 +134,7 @@ class EventPublisher:
     def _on_return(self, exc: Any, exchange: str, routing_key: str, message: Any) -> None:
         # Nobody subscribes to this type yet. A subscriber that appears later catches up from
         # the notification log, so the event is not lost to it.
-        self.unroutable += 1
+        metrics.RELAY_UNROUTABLE.labels(self.service).inc()
 
     def publish(self, events: Sequence[RecordedEvent]) -> None:
         """Publish a batch; returns once the broker has confirmed all of it, or raises."""

@@ -233,9 +233,6 @@ class Endpoint(Entrypoint):
         status, body = self.render(result)
         return Response(body, status=status, content_type="application/json")
 
-    def response_from_exception(self, exc: BaseException) -> Response:  # pragma: no cover
-        raise exc
-
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested messages as ``{"field.sub": [...]}``: one key per field at fault."""

@@ -54,6 +54,11 @@ RELAY_PUBLISHED = Counter(
     "Events the relay published and the broker confirmed",
     ["service"],
 )
+RELAY_UNROUTABLE = Counter(
+    "clustergov_relay_unroutable_total",
+    "Events published while no queue was bound to their type (later subscribers catch up)",
+    ["service"],
+)
 RELAY_BATCH_SECONDS = Histogram(
     "clustergov_relay_batch_seconds",
     "Time to publish and confirm one relay batch",

@@ -64,8 +64,6 @@ class Relay:
         self.publisher = EventPublisher(amqp_uri, store.service)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.is_leader = False
-        self.published = 0
         self._wake = threading.Event()
         self._stopping = False
         self._listener: Any = None
@@ -85,7 +83,6 @@ class Relay:
                         self._wake.wait(self.poll_interval * 2)
                         self._wake.clear()
                         continue
-                    self.is_leader = True
                     log.info("relay for %s is the leader", self.service)
                     try:
                         self._start_listener()
@@ -101,7 +98,6 @@ class Relay:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
-                self.is_leader = False
                 self._stop_listener()
         self.publisher.close()
 
@@ -172,7 +168,6 @@ class Relay:
                 failpoint("relay_after_publish")
                 checkpoint = batch[-1].position
                 self._save_checkpoint(conn, checkpoint)
-                self.published += len(batch)
                 metrics.RELAY_PUBLISHED.labels(self.service).inc(len(batch))
                 metrics.RELAY_BATCH_SECONDS.labels(self.service).observe(
                     time.perf_counter() - started

@@ -394,6 +394,8 @@ def test_a_new_subscriber_catches_up_from_the_notification_log(pipeline: Pipelin
     pipeline.open("C")
     for i in range(1, 11):
         pipeline.deposit("C", i)  # nobody subscribes yet: unroutable, not lost
+    unroutable = 'clustergov_relay_unroutable_total{service="sample"}'
+    assert pipeline.producer.wait_for_metric(unroutable, at_least=11) == 11
     pipeline.consumer.start(CLUSTERGOV_CATCH_UP_INTERVAL="3600")
     assert pipeline.converge()["C"]["balance_fen"] == 55
 
