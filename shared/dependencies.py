@@ -22,7 +22,7 @@ from shared.errors import AggregateNotFound
 from shared.eventstore import EventStore
 from shared.migrate import upgrade
 from shared.relay import Relay
-from shared.web import FrontDoor, bind_address
+from shared.web import FrontDoor
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -46,7 +46,7 @@ class Store(DependencyProvider):
         for projection in getattr(self.container.service_cls, "projections", ()):
             projection.create_tables(self.store.engine)
             self.store.projections.append(projection)
-        door = FrontDoor.at(bind_address(config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000")))
+        door = FrontDoor.for_config(config)
         door.add_probe(f"{service}.database", self._probe)
 
     def _probe(self) -> str | None:

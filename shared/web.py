@@ -21,6 +21,7 @@ from typing import Any
 import eventlet
 from eventlet import wsgi
 from kombu import Connection
+from nameko.constants import WEB_SERVER_CONFIG_KEY
 from nameko.web.server import HttpOnlyProtocol, WebServer, parse_address
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
@@ -28,6 +29,7 @@ from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
 from shared import metrics
+from shared.amqp import is_embedded
 from shared.errors import PROBLEM_JSON, MethodNotAllowed, NotFound, Problem
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,11 @@ class FrontDoor:
         self._url_map = Map()
         self._sock: Any = None
         self._gt: Any = None
+
+    @classmethod
+    def for_config(cls, config: dict[str, Any]) -> FrontDoor:
+        """The front door of a container's ``WEB_SERVER_ADDRESS`` (nameko's default port)."""
+        return cls.at(bind_address(config.get(WEB_SERVER_CONFIG_KEY, "0.0.0.0:8000")))
 
     @classmethod
     def at(cls, address: tuple[str, int]) -> FrontDoor:
@@ -199,11 +206,10 @@ class ApiServer(WebServer):
 
     def start(self) -> None:
         if self.door is None:
-            bind = self.bind_addr
-            self.door = FrontDoor.at((bind.address or "0.0.0.0", bind.port))
+            self.door = FrontDoor.for_config(self.container.config)
             self.door.register(self)
             amqp_uri = self.container.config.get("AMQP_URI", "")
-            if not amqp_uri.startswith("memory://"):
+            if not is_embedded(amqp_uri):
                 self.door.add_probe("broker", partial(broker_probe, amqp_uri))
 
     def unregister_provider(self, provider: Any) -> None:
