@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import eventlet
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from eventlet.event import Event as GreenEvent
 from eventlet.queue import LightQueue
 from eventlet.semaphore import Semaphore
@@ -195,7 +196,7 @@ class EventSubscriber(Consumer):
                     self._handle_one(body, message)
             else:
                 for _, message in batch:
-                    self.queue_consumer.ack_message(message)
+                    self._settle(message)
                 self._count(applied, len(batch) - applied)
             self._observe_latency(started, len(batch))
 
@@ -268,7 +269,7 @@ class EventSubscriber(Consumer):
         try:
             self.deliver(RecordedEvent.from_envelope(body))
         except ContainerBeingKilled:
-            self.queue_consumer.requeue_message(message)
+            self._settle(message, requeue=True)
             return
         except Exception as exc:
             metrics.FAILED.labels(self.container.service_name, self.method_name).inc()
@@ -276,7 +277,21 @@ class EventSubscriber(Consumer):
             return
         finally:
             self._observe_latency(started, 1)
-        self.queue_consumer.ack_message(message)
+        self._settle(message)
+
+    def _settle(self, message: Any, *, requeue: bool = False) -> None:
+        """Ack (or requeue) a message. If the broker connection broke meanwhile, the broker
+        redelivers the message after the reconnect, and the inbox makes that harmless; the
+        error must not end this handler's thread (nameko would kill the whole container)."""
+        try:
+            if requeue:
+                self.queue_consumer.requeue_message(message)
+            else:
+                self.queue_consumer.ack_message(message)
+        except (OSError, AmqpConnectionError) as exc:
+            log.info(
+                "%s: could not settle a message (%s); the broker will redeliver it", self.name, exc
+            )
 
     def _count(self, applied: int, skipped: int) -> None:
         service = self.container.service_name
@@ -401,9 +416,9 @@ class EventSubscriber(Consumer):
             # Could not park it anywhere: leave it on its queue, after a pause (no hot loop).
             log.exception("%s could not schedule a retry; requeueing", self.name)
             eventlet.sleep(1)
-            self.queue_consumer.requeue_message(message)
+            self._settle(message, requeue=True)
             return
-        self.queue_consumer.ack_message(message)
+        self._settle(message)
 
     def _requeue_local(self, payload: bytes, headers: dict[str, Any]) -> None:
         with amqp.connect(self.amqp_uri) as connection:

@@ -99,7 +99,7 @@ class Process:
             self.popen.kill()
             self.popen.wait(timeout=10)
 
-    def log_tail(self, size: int = 4000) -> str:
+    def log_tail(self, size: int = 12000) -> str:
         if self.log is None:
             return ""
         with open(self.log.name, errors="replace") as log:
@@ -154,6 +154,9 @@ class Pipeline:
         response = requests.get(
             self.consumer.base + "/api/v1/ledgerview/balances", headers=OPS, timeout=5
         )
+        if response.status_code != 200:
+            time.sleep(1)
+        assert response.status_code == 200, response.text + self.consumer.log_tail()
         return response.json()["ledgers"]
 
     def converge(self, timeout: float = 60) -> dict[str, dict[str, int]]:
