@@ -1,4 +1,4 @@
-"""The ``clustergov`` command: up, migrate, replay, dlq, token."""
+"""The ``clustergov`` command: up, migrate, replay, dlq, events, token."""
 
 from __future__ import annotations
 
@@ -205,6 +205,21 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from shared import contracts
+
+    if args.check:
+        problems = contracts.stale()
+        for problem in problems:
+            print(f"docs/events/{problem}", file=sys.stderr)
+        if problems:
+            print("run `clustergov events export` and commit the result", file=sys.stderr)
+        return 1 if problems else 0
+    for path in contracts.export():
+        log.info("wrote %s", path)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from shared.auth import ROLES
 
@@ -239,6 +254,12 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--event-id", action="append", help="a message's event id (repeatable)")
         sub.add_argument("--all", action="store_true", help="every parked message")
     dlq.set_defaults(handler=cmd_dlq)
+
+    event_docs = commands.add_parser("events", help="event contracts as JSON Schema")
+    event_actions = event_docs.add_subparsers(dest="action", required=True)
+    export = event_actions.add_parser("export", help="write docs/events/<service>/<Type>.json")
+    export.add_argument("--check", action="store_true", help="only report stale contracts")
+    event_docs.set_defaults(handler=cmd_events)
 
     token = commands.add_parser("token", help="mint a bearer token for local use")
     token.add_argument("--role", required=True, choices=sorted(ROLES))

@@ -8,18 +8,22 @@ from shared import green
 
 green.patch()
 
+import json  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 import requests  # noqa: E402
+from kombu import Connection, Queue  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from shared import auth  # noqa: E402
+from shared import amqp, auth  # noqa: E402
 from shared.cli import nameko_config  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.eventstore import EventStore  # noqa: E402
@@ -82,6 +86,67 @@ def empty_postgres(url: str) -> None:
     engine.dispose()
 
 
+def _admin_engine(server: str) -> Any:
+    return create_engine(
+        server.replace("postgresql://", "postgresql+psycopg://") + "/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+
+
+class ServiceDatabases:
+    """One PostgreSQL database per service for this test session (``clustergov_t<pid>_<service>``),
+    created and migrated when a service first starts, emptied before each test that uses them."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.prefix = f"clustergov_t{os.getpid()}_"
+
+    @property
+    def template(self) -> str:
+        return f"{self.server}/{self.prefix}{{service}}"
+
+    def _existing(self) -> list[str]:
+        admin = _admin_engine(self.server)
+        with admin.connect() as conn:
+            names = conn.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                {"p": self.prefix + "%"},
+            ).scalars()
+            found = list(names)
+        admin.dispose()
+        return found
+
+    def empty(self) -> None:
+        for name in self._existing():
+            engine = create_engine(f"postgresql+psycopg://{self.server.split('://', 1)[1]}/{name}")
+            with engine.begin() as conn:
+                tables = conn.execute(
+                    text(
+                        "SELECT quote_ident(tablename) FROM pg_tables "
+                        "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                    )
+                ).scalars()
+                listed = ", ".join(tables)
+                if listed:
+                    conn.exec_driver_sql(f"TRUNCATE {listed}")
+            engine.dispose()
+
+    def drop(self) -> None:
+        admin = _admin_engine(self.server)
+        with admin.connect() as conn:
+            for name in self._existing():
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def service_databases(postgres_server: str) -> Iterator[ServiceDatabases]:
+    databases = ServiceDatabases(postgres_server)
+    databases.drop()
+    yield databases
+    databases.drop()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -97,6 +162,71 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) ->
     url = request.getfixturevalue("postgres_template")
     empty_postgres(url)
     return url
+
+
+@pytest.fixture
+def database_template(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """``CLUSTERGOV_DATABASE_URL`` with ``{service}``: an empty database for every service a test
+    starts (SQLite files under tmp_path, or this session's PostgreSQL databases, emptied)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/{{service}}.db"
+    databases: ServiceDatabases = request.getfixturevalue("service_databases")
+    databases.empty()
+    return databases.template
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """The real RabbitMQ, in a virtual host of this test session's own (deleted at the end), so
+    test runs side by side never share queues."""
+    vhost = f"clustergov_t{os.getpid()}"
+
+    def rabbitmqctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+    try:
+        with Connection(AMQP_URI, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+        rabbitmqctl("add_vhost", vhost)
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    except Exception as exc:
+        unavailable("RabbitMQ on 127.0.0.1:5672 (with rabbitmqctl)", exc)
+    yield AMQP_URI.rstrip("/") + "/" + vhost
+    rabbitmqctl("delete_vhost", vhost)
+
+
+@contextmanager
+def captured_events(amqp_uri: str, service: str, pattern: str = "#") -> Iterator[Callable]:
+    """Bind a private queue to ``<service>.events`` and yield ``take(n, timeout=10)``: the next n
+    messages' JSON bodies, as a bank or another team would receive them."""
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        queue = Queue(
+            f"test.capture.{uuid.uuid4().hex[:8]}",
+            amqp.events_exchange(service),
+            routing_key=pattern,
+            exclusive=True,
+            auto_delete=True,
+        )
+        queue(channel).declare()
+        received: list[dict[str, Any]] = []
+
+        def take(n: int, timeout: float = 10) -> list[dict[str, Any]]:
+            import time
+
+            deadline = time.monotonic() + timeout
+            while len(received) < n and time.monotonic() < deadline:
+                message = queue(channel).get(no_ack=True)
+                if message is None:
+                    time.sleep(0.05)
+                    continue
+                received.append(json.loads(message.body))
+            assert len(received) >= n, f"{len(received)} of {n} messages arrived"
+            taken = received[:n]
+            del received[:n]
+            return taken
+
+        yield take
 
 
 @pytest.fixture
@@ -143,22 +273,33 @@ class Api:
         headers = self.headers(role) if role else {}
         return self.session.get(self.base + path, headers=headers, timeout=30, **kwargs)
 
-    def events(self) -> list[dict[str, Any]]:
-        response = self.get("/api/v1/sample/events?limit=1000", role="ops")
-        assert response.status_code == 200, response.text
-        return response.json()["events"]
+    def events(self, service: str = "sample") -> list[dict[str, Any]]:
+        """Every event of a service, from its notification log."""
+        found: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            response = self.get(f"/api/v1/{service}/events?after={after}&limit=1000", role="ops")
+            assert response.status_code == 200, response.text
+            page = response.json()
+            found.extend(page["events"])
+            if len(page["events"]) < 1000:
+                return found
+            after = page["next_after"]
 
 
-def run_services(services: list[type], database_url: str, **overrides: Any) -> Any:
+def run_services(
+    services: list[type], database_url: str, amqp_uri: str | None = None, **overrides: Any
+) -> Any:
     from nameko.runners import ServiceRunner
 
-    settings = Settings.from_env(
-        {
-            "CLUSTERGOV_DATABASE_URL": database_url,
-            "CLUSTERGOV_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",
-            "CLUSTERGOV_SECRET": SECRET,
-        }
-    )
+    environ = {
+        "CLUSTERGOV_DATABASE_URL": database_url,
+        "CLUSTERGOV_HTTP_ADDRESS": f"127.0.0.1:{free_port()}",
+        "CLUSTERGOV_SECRET": SECRET,
+    }
+    if amqp_uri:
+        environ["CLUSTERGOV_AMQP_URI"] = amqp_uri
+    settings = Settings.from_env(environ)
     config = nameko_config(settings, migrate=True)
     config.update(overrides)
     runner = ServiceRunner(config)
@@ -176,6 +317,38 @@ def api(database_url: str) -> Iterator[Api]:
     with requests.Session() as session:
         yield Api(base, database_url, session)
     runner.stop()
+
+
+@dataclass
+class Services:
+    """Starts services in this process for one test (``start_services``) and stops them after."""
+
+    database_template: str
+    runners: list[Any] = field(default_factory=list)
+    sessions: list[requests.Session] = field(default_factory=list)
+
+    def __call__(self, *services: type, amqp_uri: str | None = None, **overrides: Any) -> Api:
+        """Run these nameko service classes together (embedded broker unless ``amqp_uri``)."""
+        runner, base = run_services(list(services), self.database_template, amqp_uri, **overrides)
+        self.runners.append(runner)
+        session = requests.Session()
+        self.sessions.append(session)
+        return Api(base, self.database_template, session)
+
+    def stop(self) -> None:
+        for session in self.sessions:
+            session.close()
+        for runner in reversed(self.runners):
+            runner.stop()
+
+
+@pytest.fixture
+def start_services(database_template: str) -> Iterator[Services]:
+    """``api = start_services(LandService, AllianceService)``: services over HTTP, on SQLite and
+    PostgreSQL (the ``backend`` parameter)."""
+    services = Services(database_template)
+    yield services
+    services.stop()
 
 
 def new_id(prefix: str = "L") -> str:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from shared import auth
 from shared.eventstore import EventStore, events
-from tests.conftest import AMQP_URI, SECRET, free_port, fresh_postgres_database, unavailable
+from tests.conftest import SECRET, free_port, fresh_postgres_database
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -41,16 +41,6 @@ CONSUMER_QUEUES = (
 )
 WRITER = {"Authorization": "Bearer " + auth.mint(SECRET, role="village_cadre", ttl_seconds=7200)}
 OPS = {"Authorization": "Bearer " + auth.mint(SECRET, role="ops", ttl_seconds=7200)}
-
-
-@pytest.fixture(scope="module")
-def broker() -> str:
-    try:
-        with Connection(AMQP_URI, connect_timeout=3) as connection:
-            connection.ensure_connection(max_retries=1)
-    except Exception as exc:
-        unavailable("RabbitMQ on 127.0.0.1:5672", exc)
-    return AMQP_URI
 
 
 @dataclass
