@@ -208,14 +208,15 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from shared import contracts
 
+    services = tuple(_services(args.services))
     if args.check:
-        problems = contracts.stale()
+        problems = contracts.stale(services=services)
         for problem in problems:
             print(f"docs/events/{problem}", file=sys.stderr)
         if problems:
             print("run `clustergov events export` and commit the result", file=sys.stderr)
         return 1 if problems else 0
-    for path in contracts.export():
+    for path in contracts.export(services=services):
         log.info("wrote %s", path)
     return 0
 
@@ -259,6 +260,7 @@ def parser() -> argparse.ArgumentParser:
     event_actions = event_docs.add_subparsers(dest="action", required=True)
     export = event_actions.add_parser("export", help="write docs/events/<service>/<Type>.json")
     export.add_argument("--check", action="store_true", help="only report stale contracts")
+    export.add_argument("--services", help="comma-separated services (default all)")
     event_docs.set_defaults(handler=cmd_events)
 
     token = commands.add_parser("token", help="mint a bearer token for local use")

@@ -6,7 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+#: Business dates (periods, deadlines, membership days) are days in the district's time zone.
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 SERVICES = ("alliance", "land", "trusteeship", "finance", "commerce", "ranking")
 
 # The built-in secret lets a developer run and test without setup; production refuses it.
