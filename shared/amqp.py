@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from amqp import spec
@@ -84,14 +84,37 @@ class PublishFailed(Exception):
     """The broker did not confirm every message of a batch."""
 
 
+#: Where an event goes on an exchange: its routing key, or None to leave it out.
+Router = Callable[[RecordedEvent], str | None]
+#: The message body of an event.
+Encoder = Callable[[RecordedEvent], bytes]
+
+
+def by_type(event: RecordedEvent) -> str:
+    return event.type
+
+
 class EventPublisher:
     """Publishes stored events to ``<service>.events``: persistent, mandatory and, on RabbitMQ,
-    confirmed per batch (all published, then one wait for the acks)."""
+    confirmed per batch (all published, then one wait for the acks).
 
-    def __init__(self, amqp_uri: str, service: str) -> None:
+    Another exchange, routing and body can be given (e.g. a feed for outside consumers):
+    ``route`` returns None for events that do not go there."""
+
+    def __init__(
+        self,
+        amqp_uri: str,
+        service: str,
+        *,
+        exchange: Exchange | None = None,
+        route: Router = by_type,
+        encoder: Encoder = encode,
+    ) -> None:
         self.amqp_uri = amqp_uri
         self.service = service
-        self.exchange = events_exchange(service)
+        self.exchange = exchange or events_exchange(service)
+        self.route = route
+        self.encoder = encoder
         self.connection: Connection | None = None
         self._channel: Any = None
         self._producer: Producer | None = None
@@ -140,11 +163,12 @@ class EventPublisher:
         """Publish a batch; returns once the broker has confirmed all of it, or raises."""
         if self._channel is None:
             self._open()
+        routed = [(event, key) for event in events if (key := self.route(event)) is not None]
         if self._producer is not None:
-            for event in events:
+            for event, key in routed:
                 self._producer.publish(
-                    encode(event),
-                    routing_key=event.type,
+                    self.encoder(event),
+                    routing_key=key,
                     content_type=JSON,
                     content_encoding="utf-8",
                     delivery_mode=2,
@@ -153,9 +177,9 @@ class EventPublisher:
             return
         channel = self._channel
         self._nacked = False
-        for event in events:
+        for event, key in routed:
             message = AmqpMessage(
-                body=encode(event),
+                body=self.encoder(event),
                 content_type=JSON,
                 content_encoding="utf-8",
                 delivery_mode=2,
@@ -168,7 +192,7 @@ class EventPublisher:
             channel.send_method(
                 spec.Basic.Publish,
                 "Bssbb",
-                (0, self.exchange.name, event.type, True, False),
+                (0, self.exchange.name, key, True, False),
                 message,
             )
             self._outstanding.add(self._next_tag)

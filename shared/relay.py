@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import eventlet
+from kombu import Exchange
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
 from shared import metrics
-from shared.amqp import EventPublisher
+from shared.amqp import Encoder, EventPublisher, Router, by_type, encode
 from shared.eventstore import NOTIFY_CHANNEL, EventStore, events, relay_checkpoints
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ def failpoint(name: str) -> None:
 
 
 class Relay:
+    """Relays a service's events to ``<service>.events``. With ``name``, ``exchange``, ``route``
+    and ``encoder`` it relays the same events table elsewhere (a feed for outside consumers):
+    ``name`` is its own checkpoint, leadership lock and metrics label."""
+
     def __init__(
         self,
         store: EventStore,
@@ -58,10 +63,16 @@ class Relay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        name: str | None = None,
+        exchange: Exchange | None = None,
+        route: Router = by_type,
+        encoder: Encoder = encode,
     ) -> None:
         self.store = store
-        self.service = store.service
-        self.publisher = EventPublisher(amqp_uri, store.service)
+        self.service = name or store.service
+        self.publisher = EventPublisher(
+            amqp_uri, self.service, exchange=exchange, route=route, encoder=encoder
+        )
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self._wake = threading.Event()
