@@ -110,7 +110,7 @@ SCHEDULE_STATES = ("on_track", "behind", "overdue")
 
 
 def _quantity(**kwargs: object) -> ma.fields.Decimal:
-    return ma.fields.Decimal(as_string=True, **kwargs)  # type: ignore[arg-type]
+    return ma.fields.Decimal(as_string=True, places=2, **kwargs)  # type: ignore[arg-type]
 
 
 def _share(**kwargs: object) -> ma.fields.Decimal:
