@@ -3,6 +3,7 @@ membership, the village directory and the authorisation of each command."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -416,3 +417,18 @@ def test_only_admins_and_secretaries_of_the_district_manage_the_directory(api: A
         ),
         403,
     )
+
+
+def test_concurrent_joins_of_one_village_let_exactly_one_in(api: Api) -> None:
+    alliance = found_alliance(api)
+    clusters = [form_cluster(api, alliance) for _ in range(5)]
+    village = register_village(api)
+    with ThreadPoolExecutor(len(clusters)) as pool:
+        answers = list(pool.map(lambda c: join(api, village, c, "2026-01-01"), clusters))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(201) == 1, [a.text for a in answers]
+    assert set(statuses) <= {201, 409, 422}
+    joined = [e for e in api.events("alliance") if e["type"] == "MemberJoined"]
+    assert len(joined) == 1
+    winner = next(a for a in answers if a.status_code == 201).json()
+    assert joined[0]["data"]["cluster_id"] == winner["memberships"][0]["cluster_id"]
