@@ -64,6 +64,8 @@ class FrontDoor:
         self.servers: list[ApiServer] = []
         self.probes: dict[str, Probe] = {}
         self.mounts: dict[str, WsgiApp] = {}
+        #: Apps mounted on paths a predicate accepts (e.g. ``.../<id>/stream`` among API routes).
+        self.matched_mounts: list[tuple[Callable[[str], bool], WsgiApp]] = []
         self._url_map = Map()
         self._sock: Any = None
         self._gt: Any = None
@@ -132,6 +134,12 @@ class FrontDoor:
         """Serve a plain WSGI app (e.g. the big screen) under ``prefix``."""
         self.mounts[prefix] = app
 
+    def mount_matching(self, match: Callable[[str], bool], app: WsgiApp) -> None:
+        """Serve a plain WSGI app, in the connection's own green thread, on every path that
+        ``match`` accepts: for a long-lived response (Server-Sent Events) on a path that sits
+        among a service's routes, where a prefix mount would take the routes as well."""
+        self.matched_mounts.append((match, app))
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         ops = self._ops_response(path)
@@ -139,6 +147,9 @@ class FrontDoor:
             return ops(environ, start_response)
         for prefix, app in self.mounts.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return app(environ, start_response)
+        for match, app in self.matched_mounts:
+            if match(path):
                 return app(environ, start_response)
         request = Request(environ, shallow=True)
         adapter = self._url_map.bind_to_environ(environ)
