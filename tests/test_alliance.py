@@ -432,3 +432,22 @@ def test_concurrent_joins_of_one_village_let_exactly_one_in(api: Api) -> None:
     assert len(joined) == 1
     winner = next(a for a in answers if a.status_code == 201).json()
     assert joined[0]["data"]["cluster_id"] == winner["memberships"][0]["cluster_id"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_openapi_lists_the_alliance_endpoints(api: Api) -> None:
+    spec = ok(api.get(f"{A}/openapi.json", role=None), 200)
+    paths = spec["paths"]
+    for path in (
+        f"{A}/alliances",
+        f"{A}/clusters",
+        f"{A}/units",
+        f"{A}/units/{{unit_id}}/memberships",
+        f"{A}/units/{{unit_id}}/memberships/{{cluster_id}}/leave",
+        f"{A}/tasks",
+        f"{A}/sweeps",
+        f"{A}/activities",
+        f"{A}/talent",
+        f"{A}/villages/{{village_id}}",
+    ):
+        assert path in paths, sorted(paths)

@@ -470,8 +470,9 @@ class AllianceService(ServiceBase):
 
     @query("/api/v1/alliance/clusters/<cluster_id>/tasks", roles=READERS)
     def task_board(self, request: Any, cluster_id: str) -> dict[str, Any]:
-        """The cluster's task board: every task with its status and schedule state (as of the
-        last sweep), and how many are in each."""
+        """The cluster's task board: every task with its status (in_progress, submitted,
+        verified) and, while open, its schedule state as of the last sweep (on_track, behind,
+        overdue), and how many are in each."""
         with self._read() as db:
             _one(db, clusters, clusters.c.cluster_id, cluster_id, "cluster")
             rows = db.execute(
@@ -480,11 +481,18 @@ class AllianceService(ServiceBase):
                 .order_by(tasks.c.deadline_on, tasks.c.task_id)
             )
             board = [_task_row(r._mapping) for r in rows]
-        counts: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        by_schedule: dict[str, int] = {}
         for task in board:
-            key = task["status"] if task["status"] == "verified" else task["schedule"]
-            counts[key] = counts.get(key, 0) + 1
-        return {"cluster_id": cluster_id, "tasks": board, "counts": counts}
+            by_status[task["status"]] = by_status.get(task["status"], 0) + 1
+            if task["status"] != "verified":  # a closed task has no schedule any more
+                by_schedule[task["schedule"]] = by_schedule.get(task["schedule"], 0) + 1
+        return {
+            "cluster_id": cluster_id,
+            "tasks": board,
+            "by_status": by_status,
+            "by_schedule": by_schedule,
+        }
 
     @query("/api/v1/alliance/tasks/<task_id>", roles=READERS)
     def get_task(self, request: Any, task_id: str) -> dict[str, Any]:
