@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,23 @@ def test_events_arrive_on_rabbitmq_with_the_documented_envelope(
     }
     joined = next(e for e in received if e["type"] == "MemberJoined")
     assert joined["stream_id"] == village and joined["metadata"]["district"] == "D1"
+
+
+def test_concurrent_duplicate_activities_record_one(api: Api) -> None:
+    village = register_village(api)
+    at = "2026-03-01T10:00:00+08:00"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: record(api, village, at, cadre(village)), range(4)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201, 409, 409, 409], [a.text for a in answers]
+    for loser in (a for a in answers if a.status_code == 409):
+        assert "occurred_at" in loser.json()["errors"], loser.text
+    # different activities of a unit whose log does not exist yet are all recorded
+    fresh = register_village(api)
+    times = [f"2026-03-01T1{i}:00:00+08:00" for i in range(8)]
+    with ThreadPoolExecutor(len(times)) as pool:
+        answers = list(pool.map(lambda t: record(api, fresh, t, cadre(fresh)), times))
+    assert [a.status_code for a in answers] == [201] * len(times), [a.text for a in answers]
+    recorded = [e for e in api.events("alliance") if e["type"] == "ActivityRecorded"]
+    assert len(recorded) == 1 + len(times)
+    assert counts(api, "2026-03")["total"] == 1 + len(times)

@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from shared import auth
-from shared.commands import UnitOfWork
+from shared.commands import AlreadyExists, UnitOfWork
 from shared.config import LOCAL_TZ
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
 from shared.http import command, query
@@ -397,7 +397,14 @@ class AllianceService(ServiceBase):
                 "occurred_at": occurred_at.isoformat(),
             }
 
-        return self.store.run(decide)
+        for attempt in range(3):
+            try:
+                return self.store.run(decide)
+            except AlreadyExists:
+                # Another request started this unit's activity log first: decide again, on it.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     @command("POST", "/api/v1/alliance/talent", body=schemas.TalentIn, roles=MANAGERS, status=201)
     def register_talent(self, request: Any, body: dict[str, Any]) -> Any:
