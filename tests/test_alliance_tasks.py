@@ -275,6 +275,11 @@ def test_tolerance_comes_from_the_request_or_the_setting(start_services: Any) ->
     cluster, village = cluster_with_village(api)
     task = ok(assign(api, cluster, village))["task_id"]
     assert sweep(api, "2026-01-01", tolerance="0.1")["fell_behind"] == []
+    # a district admin sweeps its own district's tasks only
+    elsewhere = api.post(
+        f"{A}/sweeps", {"as_of": "2026-01-01"}, role="district_admin", district="D2"
+    )
+    assert ok(elsewhere, 200)["evaluated"] == 0
     assert sweep(api, "2026-01-01")["fell_behind"] == [task]  # 0 < 0.1 - 0
     problem(
         api.post(f"{A}/sweeps", {"as_of": "2026-01-02", "tolerance": "1.5"}, role="ops"),
