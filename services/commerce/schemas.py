@@ -1,0 +1,313 @@
+"""Request and response schemas of the commerce HTTP API."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import marshmallow as ma
+
+from .events import CHANNELS, LABEL_TYPES, PRODUCER_TYPES
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+def Id(**kwargs: Any) -> ma.fields.String:  # noqa: N802 - reads like a field class
+    return ma.fields.String(
+        validate=ma.validate.Regexp(ID_PATTERN, error="1-64 of A-Z a-z 0-9 . _ : -"), **kwargs
+    )
+
+
+def Fen(minimum: int = 0, **kwargs: Any) -> ma.fields.Integer:  # noqa: N802
+    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=minimum), **kwargs)
+
+
+def Count(minimum: int = 0, **kwargs: Any) -> ma.fields.Integer:  # noqa: N802
+    return ma.fields.Integer(
+        strict=True, validate=ma.validate.Range(min=minimum, max=10_000_000), **kwargs
+    )
+
+
+def Instant(**kwargs: Any) -> ma.fields.AwareDateTime:  # noqa: N802
+    return ma.fields.AwareDateTime(load_default=None, **kwargs)
+
+
+def Text(**kwargs: Any) -> ma.fields.String:  # noqa: N802
+    return ma.fields.String(validate=ma.validate.Length(min=1, max=200), **kwargs)
+
+
+class OpenShop(ma.Schema):
+    id = Id(required=True)
+    district = Id(required=True)
+    village_id = Id(load_default=None)
+    name = Text(required=True)
+    channel = ma.fields.String(required=True, validate=ma.validate.OneOf(CHANNELS))
+    platform = Id(load_default=None)
+    operator_id = Id(load_default=None)
+    operator_type = ma.fields.String(load_default=None, validate=ma.validate.OneOf(PRODUCER_TYPES))
+    commission_rate_bp = ma.fields.Integer(
+        strict=True, load_default=0, validate=ma.validate.Range(min=0, max=10_000)
+    )
+    after_sale_days = ma.fields.Integer(
+        strict=True, load_default=7, validate=ma.validate.Range(min=0, max=90)
+    )
+    opened_at = Instant()
+
+
+class ListProduct(ma.Schema):
+    id = Id(required=True)
+    shop_id = Id(required=True)
+    name = Text(required=True)
+    village_id = Id(required=True)
+    producer_id = Id(required=True)
+    producer_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PRODUCER_TYPES))
+    label_type = ma.fields.String(load_default=None, validate=ma.validate.OneOf(LABEL_TYPES))
+    label = Text(load_default=None)
+    price_fen = Fen(1, required=True)
+    stock = Count(required=True)
+    listed_at = Instant()
+
+
+class Delist(ma.Schema):
+    reason = Text(required=True)
+    delisted_at = Instant()
+
+
+class Restock(ma.Schema):
+    quantity = Count(1, required=True)
+
+
+class ScheduleSession(ma.Schema):
+    id = Id(required=True)
+    shop_id = Id(required=True)
+    village_id = Id(load_default=None)
+    title = Text(required=True)
+    host = Text(required=True)
+    scheduled_start_at = ma.fields.AwareDateTime(required=True)
+    scheduled_end_at = ma.fields.AwareDateTime(required=True)
+
+
+class StartSession(ma.Schema):
+    started_at = Instant()
+
+
+class EndSession(ma.Schema):
+    ended_at = Instant()
+    viewers = Count(required=True)
+    peak_viewers = Count(load_default=0)
+
+
+class OrderLineIn(ma.Schema):
+    line_id = Id(load_default=None)
+    product_id = Id(required=True)
+    quantity = Count(1, required=True)
+
+
+class PlaceOrder(ma.Schema):
+    id = Id(required=True)
+    shop_id = Id(required=True)
+    live_session_id = Id(load_default=None)
+    buyer_ref = Text(load_default=None)
+    placed_at = Instant()
+    lines = ma.fields.List(
+        ma.fields.Nested(OrderLineIn), required=True, validate=ma.validate.Length(min=1, max=100)
+    )
+
+
+class PayOrder(ma.Schema):
+    paid_at = Instant()
+    amount_fen = Fen(0, load_default=None)
+
+
+class CancelOrder(ma.Schema):
+    reason = Text(required=True)
+    cancelled_at = Instant()
+
+
+class ShipOrder(ma.Schema):
+    shipped_at = Instant()
+    carrier = Text(load_default=None)
+    tracking_number = Text(load_default=None)
+
+
+class DeliverOrder(ma.Schema):
+    delivered_at = Instant()
+
+
+class RefundLineIn(ma.Schema):
+    line_id = Id(required=True)
+    amount_fen = Fen(1, required=True)
+
+
+class RequestRefund(ma.Schema):
+    id = Id(required=True)
+    amount_fen = Fen(1, required=True)
+    reason = Text(required=True)
+    requested_at = Instant()
+    lines = ma.fields.List(ma.fields.Nested(RefundLineIn), load_default=None)
+
+
+class DecideRefund(ma.Schema):
+    reason = Text(load_default="approved")
+    decided_at = Instant()
+
+
+class AsOf(ma.Schema):
+    as_of = ma.fields.Date(required=True)
+
+
+class CompleteOrder(ma.Schema):
+    as_of = ma.fields.Date(required=True)
+
+
+class ImportOrders(ma.Schema):
+    """A platform's batch: ``rows`` as JSON objects, or ``content`` as CSV text with a header."""
+
+    id = Id(required=True)
+    platform = Id(required=True)
+    shop_id = Id(required=True)
+    format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(("json", "csv")))
+    rows = ma.fields.List(ma.fields.Dict(), load_default=None)
+    content = ma.fields.String(load_default=None, validate=ma.validate.Length(max=5_000_000))
+
+    @ma.validates_schema
+    def one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["format"] == "csv" and data["content"] is None:
+            raise ma.ValidationError("a CSV import carries its text in content", "content")
+        if data["format"] == "json" and data["rows"] is None:
+            raise ma.ValidationError("a JSON import carries its rows", "rows")
+
+
+class ImportRow(ma.Schema):
+    """One platform order of one line, as a row of the batch."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    external_id = Id(required=True)
+    product_id = Id(required=True)
+    quantity = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=1_000_000))
+    amount_fen = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
+    placed_at = ma.fields.AwareDateTime(required=True)
+    paid_at = ma.fields.AwareDateTime(load_default=None)
+    buyer_ref = Text(load_default=None)
+
+    @ma.pre_load
+    def blanks_are_missing(self, data: Any, **kwargs: Any) -> Any:
+        # A CSV cell left empty means "not given".
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v not in ("", None)}
+        return data
+
+
+class PeriodArgs(ma.Schema):
+    """``period``: ``2026``, ``2026-Q2`` or ``2026-05`` (days in Asia/Shanghai)."""
+
+    period = ma.fields.String(required=True)
+    group = ma.fields.String(
+        load_default="village", validate=ma.validate.OneOf(("village", "cluster"))
+    )
+    district = Id(load_default=None)
+    limit = ma.fields.Integer(load_default=10, validate=ma.validate.Range(min=1, max=100))
+
+    @ma.post_load
+    def days(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["start"], data["end"] = period_days(data["period"])
+        return data
+
+
+PERIOD = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(0[1-9]|1[0-2])))?$")
+
+
+def period_days(period: str) -> tuple[date, date]:
+    """First and last day of a year, quarter or month."""
+    match = PERIOD.match(period)
+    if match is None:
+        raise ma.ValidationError("a year (2026), quarter (2026-Q2) or month (2026-05)", "period")
+    year, quarter, month = match.groups()
+    year_n = int(year)
+    if quarter:
+        first_month, months = 3 * int(quarter) - 2, 3
+    elif month:
+        first_month, months = int(month), 1
+    else:
+        first_month, months = 1, 12
+    start = date(year_n, first_month, 1)
+    after = first_month + months
+    end_next = date(year_n + (after - 1) // 12, (after - 1) % 12 + 1, 1)
+    return start, date.fromordinal(end_next.toordinal() - 1)
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+class ShopOut(ma.Schema):
+    id = ma.fields.Function(lambda shop: shop.key)
+    district = ma.fields.String()
+    village_id = ma.fields.String()
+    name = ma.fields.String()
+    channel = ma.fields.String()
+    platform = ma.fields.String()
+    commission_rate_bp = ma.fields.Integer()
+    after_sale_days = ma.fields.Integer()
+    version = ma.fields.Integer()
+
+
+class ProductOut(ma.Schema):
+    id = ma.fields.Function(lambda product: product.key)
+    shop_id = ma.fields.String()
+    name = ma.fields.String()
+    village_id = ma.fields.String()
+    producer_id = ma.fields.String()
+    producer_type = ma.fields.String()
+    label_type = ma.fields.String()
+    label = ma.fields.String()
+    price_fen = ma.fields.Integer()
+    stock = ma.fields.Integer()
+    listed = ma.fields.Boolean()
+    version = ma.fields.Integer()
+
+
+class SessionOut(ma.Schema):
+    id = ma.fields.Function(lambda session: session.key)
+    shop_id = ma.fields.String()
+    status = ma.fields.String()
+    started_at = ma.fields.AwareDateTime()
+    ended_at = ma.fields.AwareDateTime()
+    version = ma.fields.Integer()
+
+
+class LineOut(ma.Schema):
+    line_id = ma.fields.String()
+    product_id = ma.fields.String()
+    producer_id = ma.fields.String()
+    producer_type = ma.fields.String()
+    village_id = ma.fields.String()
+    quantity = ma.fields.Integer()
+    unit_price_fen = ma.fields.Integer()
+    amount_fen = ma.fields.Integer()
+    refunded_fen = ma.fields.Integer()
+
+
+class RefundOut(ma.Schema):
+    refund_id = ma.fields.String()
+    amount_fen = ma.fields.Integer()
+    status = ma.fields.String()
+    lines = ma.fields.List(ma.fields.Dict())
+
+
+class OrderOut(ma.Schema):
+    id = ma.fields.Function(lambda order: order.key)
+    shop_id = ma.fields.String()
+    district = ma.fields.String()
+    live_session_id = ma.fields.String()
+    status = ma.fields.String()
+    total_fen = ma.fields.Integer()
+    paid_fen = ma.fields.Integer()
+    refunded_fen = ma.fields.Integer()
+    net_fen = ma.fields.Integer()
+    after_sale_closes_on = ma.fields.Date()
+    lines = ma.fields.Function(lambda order: LineOut(many=True).dump(order.lines.values()))
+    refunds = ma.fields.Function(lambda order: RefundOut(many=True).dump(order.refunds.values()))
+    version = ma.fields.Integer()
