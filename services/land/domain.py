@@ -211,8 +211,12 @@ class Parcel(Aggregate):
             raise DomainError(
                 f"entrustment {entrustment_id!r} is not in force for this parcel", "entrustment_id"
             )
-        if area_mu > entrustment.area_mu:
-            raise DomainError(f"the entrustment covers {entrustment.area_mu} mu", "area_mu")
+        used = self.peak_committed(starts_on, ends_on, under=entrustment_id)
+        if used + area_mu > entrustment.area_mu:
+            raise DomainError(
+                f"the entrustment covers {entrustment.area_mu} mu, {used} of them in use already",
+                "area_mu",
+            )
         if starts_on < entrustment.starts_on or ends_on > entrustment.ends_on:
             raise DomainError(
                 f"the entrustment covers {entrustment.starts_on}..{entrustment.ends_on}", "ends_on"
@@ -225,18 +229,27 @@ class Parcel(Aggregate):
 
     # -- commitments --
 
-    def committed_on(self, day: date, exclude: str | None = None) -> Decimal:
+    def committed_on(
+        self, day: date, exclude: str | None = None, under: str | None = None
+    ) -> Decimal:
+        """Area held on a day (only what an entrustment backs, with ``under``)."""
         return sum(
-            (c.area_mu for cid, c in self.commitments.items() if cid != exclude and c.covers(day)),
+            (
+                c.area_mu
+                for cid, c in self.commitments.items()
+                if cid != exclude and c.covers(day) and (under is None or c.entrustment_id == under)
+            ),
             ZERO,
         )
 
-    def peak_committed(self, starts_on: date, ends_on: date, exclude: str | None = None) -> Decimal:
+    def peak_committed(
+        self, starts_on: date, ends_on: date, exclude: str | None = None, under: str | None = None
+    ) -> Decimal:
         """The most area committed on any day of the period (it changes only where one starts)."""
         days = {starts_on} | {
             c.starts_on for c in self.commitments.values() if starts_on <= c.starts_on <= ends_on
         }
-        return max(self.committed_on(day, exclude) for day in days)
+        return max(self.committed_on(day, exclude, under) for day in days)
 
     def check_transferable(self, area_mu: Decimal, starts_on: date, ends_on: date, land_use: str):
         _check_term(starts_on, ends_on)

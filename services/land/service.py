@@ -796,6 +796,13 @@ class LandService(DirectoryMember, ServiceBase):
     def on_pledge_event(self, event: RecordedEvent, db: Connection) -> None:
         views.PLEDGES.apply(event, db)
 
+    @query("/api/v1/land/contracts/<contract_id>/pledge", roles=READERS)
+    def contract_pledge(self, request: Any, contract_id: str) -> dict[str, Any]:
+        """The bank pledge on a contract that has not been released, as finance reported it."""
+        with self.store.events.engine.connect() as db:
+            pledge = views.active_pledge(db, contract_id)
+        return {"contract_id": contract_id, "pledge": _jsonable(pledge) if pledge else None}
+
     # -- time ---------------------------------------------------------------------------------
 
     @command("POST", "/api/v1/land/sweeps", body=s.SweepIn, roles=["ops", *STAFF])

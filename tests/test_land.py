@@ -1,0 +1,433 @@
+"""The land service over HTTP: the listing-to-rent path and the rules of parcels, entrustments,
+contracts, rent and abandoned land."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.alliance.service import AllianceService
+from services.land.domain import add_working_days, split_fen
+from services.land.service import LandService
+from tests.test_land_support import (
+    FinanceStub,
+    at,
+    bid,
+    created,
+    entrust,
+    land_events,
+    listing_body,
+    make_village,
+    open_listing,
+    qualify,
+    register_parcel,
+    rejected,
+    sweep,
+    wait_for,
+)
+
+FAST = {"LAND_MIN_BIDDERS": 2}
+
+
+def of_type(events: list[dict[str, Any]], type_name: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == type_name]
+
+
+def test_listing_to_rent(start_services: Any) -> None:
+    api = start_services(LandService, AllianceService, **FAST)
+    make_village(api, "V-1")
+    register_parcel(api, "P-1", "V-1")
+    entrust(api, "P-1", "E-1")
+    open_listing(api, "LS-1", "P-1", registration=timedelta(seconds=1.5))
+    qualify(api, "LS-1", "B-1")
+    qualify(api, "LS-1", "B-2")
+    time.sleep(1.6)
+    sweep(api, at(timedelta(0)))
+    assert api.get("/api/v1/land/listings/LS-1").json()["state"] == "bidding"
+    for bidder, amount in (("B-1", 80000), ("B-2", 81000), ("B-1", 83000)):
+        assert bid(api, "LS-1", bidder, amount).status_code == 201
+    listed = api.get("/api/v1/land/listings", params={"village_id": "V-1"}).json()
+    assert listed[0]["high_bid_fen_per_mu_year"] == 83000
+    assert listed[0]["high_bidder_id"] == "B-1"
+
+    sweep(api, at(timedelta(hours=2)))
+    listing = api.get("/api/v1/land/listings/LS-1").json()
+    assert listing["state"] == "awarded"
+    assert listing["award"]["bidder_id"] == "B-1"
+    awarded_on = listing["award"]["awarded_on"]
+    from datetime import date
+
+    assert (
+        listing["award"]["payment_due_on"]
+        == add_working_days(date.fromisoformat(awarded_on), 3).isoformat()
+    )
+    first_year = 83000 * 2033 // 100  # 20.33 mu at 830 yuan
+    created(api, "/api/v1/land/listings/LS-1/winner-payments", {"amount_fen": first_year})
+    created(api, "/api/v1/land/listings/LS-1/bidders/B-2/refunds", {})
+    rejected(api, "/api/v1/land/listings/LS-1/bidders/B-2/refunds", {}, "bidder_id")
+
+    contract = created(
+        api,
+        "/api/v1/land/contracts",
+        {
+            "id": "C-1",
+            "listing_id": "LS-1",
+            "transferee_id": "B-1",
+            "transferee_type": "cooperative",
+            "management_fee_bp": 300,
+            "signed_on": "2026-11-25",
+        },
+    )
+    assert contract["facts"]["rent_fen_per_mu_year"] == 83000
+    created(api, "/api/v1/land/listings/LS-1/bidders/B-1/refunds", {})  # converted after signing
+    created(api, "/api/v1/land/contracts/C-1/filings", {"filed_on": "2026-11-26"})
+    created(api, "/api/v1/land/contracts/C-1/certificates", {"certificate_no": "JZ-2026-1"})
+
+    # Rent: invoiced 30 days ahead, paid in two parts, split to the fen.
+    assert sweep(api, "2026-11-30")["events"] == 0
+    sweep(api, "2026-12-05")
+    invoice = api.get("/api/v1/land/contracts/C-1").json()["invoices"]["C-1/Y1"]
+    assert invoice["amount_fen"] == first_year == 1687390
+    for part in (1000001, 687389):
+        created(
+            api,
+            "/api/v1/land/contracts/C-1/rent-payments",
+            {"invoice_id": "C-1/Y1", "amount_fen": part, "paid_on": "2026-12-20"},
+            role={"role": "village_cadre", "village": "V-1"},
+        )
+    events = land_events(api)
+    paid = of_type(events, "RentPaid")
+    fees = of_type(events, "ManagementFeeCollected")
+    for payment in paid:
+        assert (
+            sum(s["amount_fen"] for s in payment["data"]["shares"]) == payment["data"]["amount_fen"]
+        )
+    assert [f["data"]["amount_fen"] for f in fees] == [30000, 20621]  # floor of 3 % cumulative
+    assert sum(f["data"]["amount_fen"] for f in fees) == 1687390 * 300 // 10000
+    household_total = sum(
+        s["amount_fen"] for p in paid for s in p["data"]["shares"] if s["payee_type"] == "household"
+    )
+    assert household_total + 50621 == 1687390
+    rejected(
+        api,
+        "/api/v1/land/contracts/C-1/rent-payments",
+        {"invoice_id": "C-1/Y1", "amount_fen": 1},
+        "amount_fen",
+    )
+
+    # The second year is invoiced and, unpaid after its due day, flagged overdue exactly once.
+    sweep(api, "2028-01-02")
+    assert sweep(api, "2028-01-02")["events"] == 0
+    assert sweep(api, "2028-01-03")["events"] == 0
+    overdue = api.get("/api/v1/land/rent/invoices", params={"status": "overdue"}).json()
+    assert [i["invoice_id"] for i in overdue] == ["C-1/Y2"]
+    assert len(of_type(land_events(api), "RentOverdue")) == 1
+
+    # Queries: transfer rate, contracts by village and by cluster, availability.
+    rate = api.get("/api/v1/land/villages/V-1/transfer-rate", params={"on": "2027-06-01"}).json()
+    assert rate["transferred_mu"] == "20.33" and rate["transfer_rate"] == "0.0203"
+    by_cluster = api.get(
+        "/api/v1/land/contracts", params={"cluster_id": "C-1", "on": "2027-06-01"}
+    ).json()
+    assert [c["contract_id"] for c in by_cluster] == ["C-1"]
+    by_village = api.get("/api/v1/land/contracts", params={"village_id": "V-1"}).json()
+    assert by_village[0]["status"] == "certified"
+    stretches = api.get(
+        "/api/v1/land/parcels/P-1/availability", params={"from": "2026-12-01", "to": "2032-12-31"}
+    ).json()
+    assert [(s["from_on"], s["available_mu"]) for s in stretches] == [
+        ("2026-12-01", "20.33"),
+        ("2027-01-01", "0.00"),
+        ("2032-01-01", "20.33"),
+    ]
+
+    signed = of_type(events, "TransferContractSigned")[0]["data"]
+    for name in (
+        "contract_id", "parcel_id", "village_id", "district", "transferee_id", "transferee_type",
+        "area_mu", "starts_on", "ends_on", "rent_fen_per_mu_year", "signed_on",
+    ):  # fmt: skip
+        assert name in signed
+    assert signed["area_mu"] == "20.33" and signed["district"] == "D1"
+    filed = of_type(events, "TransferContractFiled")[0]["data"]
+    assert filed == {
+        "contract_id": "C-1",
+        "parcel_id": "P-1",
+        "village_id": "V-1",
+        "filed_on": "2026-11-26",
+    }
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_parcel_and_contract_rules(start_services: Any) -> None:
+    api = start_services(LandService, AllianceService)
+    make_village(api, "V-2")
+    parcel = {
+        "id": "P-2",
+        "village_id": "V-9",
+        "household_id": "H-1",
+        "area_mu": "20.33",
+        "land_class": "paddy",
+        "basic_farmland": True,
+        "contract_period_ends_on": "2040-12-31",
+    }
+    rejected(api, "/api/v1/land/parcels", parcel, "village_id")
+    rejected(api, "/api/v1/land/parcels", parcel | {"area_mu": "1.234"}, "area_mu")
+    rejected(api, "/api/v1/land/parcels", parcel | {"id": "bad id!"}, "id")
+    register_parcel(api, "P-2", "V-2", basic_farmland=True)
+    rejected(
+        api,
+        "/api/v1/land/parcels/P-2/entrustments",
+        {
+            "id": "E-x",
+            "household_id": "H-2",
+            "agent": "exchange",
+            "area_mu": "10",
+            "starts_on": "2027-01-01",
+            "ends_on": "2030-12-31",
+            "floor_fen_per_mu_year": 1,
+        },
+        "household_id",
+    )
+    # A household entrusts its own parcel only.
+    rejected(
+        api,
+        "/api/v1/land/parcels/P-2/entrustments",
+        {
+            "id": "E-x",
+            "household_id": "H-1",
+            "agent": "exchange",
+            "area_mu": "10",
+            "starts_on": "2027-01-01",
+            "ends_on": "2030-12-31",
+            "floor_fen_per_mu_year": 1,
+        },
+        "household_id",
+        status=403,
+        role={"role": "household", "subject": "H-7"},
+    )
+    entrust(api, "P-2", "E-1", area_mu="15.00")
+
+    listings = "/api/v1/land/listings"
+    rejected(api, listings, listing_body("LS-2", "P-2", entrustment_id=None), "entrustment_id")
+    rejected(api, listings, listing_body("LS-2", "P-2"), "area_mu")  # above the entrusted 15 mu
+    rejected(
+        api, listings, listing_body("LS-2", "P-2", area_mu="10", ends_on="2041-12-31"), "ends_on"
+    )
+    rejected(
+        api,
+        listings,
+        listing_body("LS-2", "P-2", area_mu="10", reserve_fen_per_mu_year=60000),
+        "reserve_fen_per_mu_year",
+    )
+    rejected(
+        api, listings, listing_body("LS-2", "P-2", area_mu="10", land_use="orchard"), "land_use"
+    )
+    created(api, listings, listing_body("LS-2", "P-2", area_mu="10"))
+    rejected(api, "/api/v1/land/parcels/P-2/entrustments/E-1/revocations", {}, "entrustment_id")
+
+    # Double transfer: the listed 10 mu plus a contract for 11 mu overlapping by one year.
+    direct = {
+        "id": "C-2",
+        "parcel_id": "P-2",
+        "transferee_id": "F-1",
+        "transferee_type": "family_farm",
+        "area_mu": "11.00",
+        "starts_on": "2031-01-01",
+        "ends_on": "2033-12-31",
+        "land_use": "grain",
+        "rent_fen_per_mu_year": 90000,
+        "entrustment_id": "E-1",
+        "signed_on": "2026-11-25",
+    }
+    rejected(api, "/api/v1/land/contracts", direct, "area_mu")
+    rejected(api, "/api/v1/land/contracts", direct | {"ends_on": "2041-01-01"}, "ends_on")
+    rejected(api, "/api/v1/land/contracts", direct | {"reason": "x"}, "reason")
+    # After the listing's term the whole parcel is free again; a partial area fits beside it.
+    created(api, "/api/v1/land/contracts", direct | {"starts_on": "2032-01-01"})
+    created(api, "/api/v1/land/contracts", direct | {"id": "C-3", "area_mu": "4.00"})
+    # 11 + 4 mu of the 15 entrusted are in use in 2032: not one hundredth more.
+    rejected(api, "/api/v1/land/contracts", direct | {"id": "C-4", "area_mu": "0.01"}, "area_mu")
+
+    # Corporate transferees above the threshold need an approved review first.
+    register_parcel(api, "P-3", "V-2", household_id=None, area_mu="120.00")
+    company = direct | {
+        "id": "C-5",
+        "parcel_id": "P-3",
+        "area_mu": "80.00",
+        "transferee_id": "CO-1",
+        "transferee_type": "company",
+        "entrustment_id": None,
+    }
+    rejected(api, "/api/v1/land/contracts", company, "corporate_review_id")
+    created(
+        api,
+        "/api/v1/land/corporate-reviews",
+        {
+            "id": "R-1",
+            "transferee_id": "CO-1",
+            "village_id": "V-2",
+            "area_mu": "100",
+            "project": "rice",
+        },
+    )
+    rejected(
+        api,
+        "/api/v1/land/contracts",
+        company | {"corporate_review_id": "R-1"},
+        "corporate_review_id",
+    )
+    created(
+        api,
+        "/api/v1/land/corporate-reviews/R-1/decisions",
+        {"approved": True, "opinion": "capable"},
+        role={"role": "district_admin", "district": "D1"},
+    )
+    created(api, "/api/v1/land/contracts", company | {"corporate_review_id": "R-1"})
+
+    # A household signs for its own parcel without an entrustment.
+    register_parcel(api, "P-4", "V-2", household_id="H-4", area_mu="8.00")
+    own = direct | {"id": "C-6", "parcel_id": "P-4", "area_mu": "8.00", "entrustment_id": None}
+    rejected(api, "/api/v1/land/contracts", own, "entrustment_id")
+    created(api, "/api/v1/land/contracts", own | {"household_signed": True}, role={
+        "role": "household", "subject": "H-4"})  # fmt: skip
+
+    # Termination only for a legal reason, inside the term, once.
+    termination = "/api/v1/land/contracts/C-6/terminations"
+    rejected(api, termination, {"reason": "found_a_better_offer"}, "reason")
+    rejected(
+        api,
+        termination,
+        {"reason": "serious_breach", "terminated_on": "2040-01-01"},
+        "terminated_on",
+    )
+    created(api, termination, {"reason": "abandoned_two_years", "terminated_on": "2032-06-01"})
+    rejected(
+        api, termination, {"reason": "serious_breach", "terminated_on": "2032-07-01"}, "contract_id"
+    )
+    free = api.get(
+        "/api/v1/land/parcels/P-4/availability", params={"from": "2032-05-31", "to": "2032-06-01"}
+    ).json()
+    assert [s["available_mu"] for s in free] == ["0.00", "8.00"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_pledged_contract_cannot_be_terminated_or_retransferred(start_services: Any) -> None:
+    api = start_services(LandService, AllianceService, FinanceStub)
+    make_village(api, "V-3")
+    register_parcel(api, "P-5", "V-3", household_id="H-5", area_mu="10.00")
+    created(
+        api,
+        "/api/v1/land/contracts",
+        {
+            "id": "C-7",
+            "parcel_id": "P-5",
+            "transferee_id": "F-7",
+            "transferee_type": "family_farm",
+            "area_mu": "10.00",
+            "starts_on": "2027-01-01",
+            "ends_on": "2030-12-31",
+            "land_use": "grain",
+            "rent_fen_per_mu_year": 90000,
+            "household_signed": True,
+        },
+        role={"role": "household", "subject": "H-5"},
+    )
+    created(api, "/api/v1/land/contracts/C-7/filings", {})
+    pledge = {"pledge_id": "PL-1", "loan_id": "LN-1", "contract_id": "C-7", "bank_code": "B01"}
+    created(
+        api,
+        "/api/v1/finance/raw-events",
+        {"type": "LandRightPledged", "data": pledge | {"pledged_on": "2027-02-01"}},
+        role={"role": "ops"},
+    )
+    wait_for(
+        lambda: api.get("/api/v1/land/contracts/C-7/pledge").json()["pledge"],
+        what="the pledge to reach land",
+    )
+    termination = {"reason": "serious_breach", "terminated_on": "2028-01-01"}
+    problem = rejected(api, "/api/v1/land/contracts/C-7/terminations", termination, "contract_id")
+    assert "pledged" in problem["detail"]
+    reassignment = {
+        "transferee_id": "F-8",
+        "transferee_type": "family_farm",
+        "household_consent": True,
+    }
+    rejected(api, "/api/v1/land/contracts/C-7/reassignments", reassignment, "contract_id")
+    created(
+        api,
+        "/api/v1/finance/raw-events",
+        {"type": "PledgeReleased", "data": pledge | {"released_on": "2027-12-01"}},
+        role={"role": "ops"},
+    )
+    wait_for(
+        lambda: api.get("/api/v1/land/contracts/C-7/pledge").json()["pledge"] is None,
+        what="the release to reach land",
+    )
+    rejected(
+        api,
+        "/api/v1/land/contracts/C-7/reassignments",
+        reassignment | {"household_consent": False},
+        "household_consent",
+    )
+    created(api, "/api/v1/land/contracts/C-7/reassignments", reassignment)
+    created(api, "/api/v1/land/contracts/C-7/terminations", termination)
+    terminated = of_type(land_events(api), "ContractTerminated")[0]["data"]
+    assert terminated == {
+        "contract_id": "C-7",
+        "parcel_id": "P-5",
+        "village_id": "V-3",
+        "area_mu": "10.00",
+        "reason": "serious_breach",
+        "terminated_on": "2028-01-01",
+    }
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_abandoned_land_ledger(start_services: Any) -> None:
+    api = start_services(LandService, AllianceService)
+    make_village(api, "V-4")
+    cadre = {"role": "village_cadre", "village": "V-4"}
+    report = {"id": "AB-1", "village_id": "V-4", "area_mu": "3.50", "reason": "labour left"}
+    rejected(api, "/api/v1/land/abandoned-land", report | {"village_id": "V-5"}, "village_id")
+    rejected(
+        api,
+        "/api/v1/land/abandoned-land",
+        report,
+        "village",
+        status=403,
+        role={"role": "village_cadre", "village": "V-5"},
+    )
+    created(api, "/api/v1/land/abandoned-land", report | {"reported_on": "2026-03-01"}, role=cadre)
+    created(api, "/api/v1/land/abandoned-land", report | {"id": "AB-2", "area_mu": "1"}, role=cadre)
+    rejected(api, "/api/v1/land/abandoned-land/AB-1/reclamations", {"area_mu": "3.5"}, "case_id")
+    assignment = {"mode": "collective", "assignee_id": "V-4", "assigned_on": "2026-04-01"}
+    rejected(
+        api, "/api/v1/land/abandoned-land/AB-1/assignments", assignment | {"mode": "x"}, "mode"
+    )
+    created(api, "/api/v1/land/abandoned-land/AB-1/assignments", assignment, role=cadre)
+    rejected(api, "/api/v1/land/abandoned-land/AB-1/reclamations", {"area_mu": "3"}, "area_mu")
+    created(api, "/api/v1/land/abandoned-land/AB-1/reclamations", {"area_mu": "3.50"}, role=cadre)
+    rejected(api, "/api/v1/land/abandoned-land/AB-1/reclamations", {"area_mu": "3.5"}, "case_id")
+    ledger = api.get("/api/v1/land/villages/V-4/abandoned-land").json()
+    assert ledger["open_items"] == 1
+    assert (ledger["reported_mu"], ledger["reclaimed_mu"], ledger["open_mu"]) == (
+        "4.50",
+        "3.50",
+        "1.00",
+    )
+    assert [i["status"] for i in ledger["items"]] == ["reclaimed", "reported"]
+
+
+def test_split_adds_up_to_the_fen() -> None:
+    shares = split_fen(100, {"a": 1, "b": 1, "c": 1})
+    assert shares == {"a": 34, "b": 33, "c": 33}
+    for total in (0, 1, 7, 99999, 1687391):
+        assert sum(split_fen(total, {"x": 3, "y": 5, "z": 7}).values()) == total
+    from datetime import date
+
+    assert add_working_days(date(2026, 11, 27), 3) == date(2026, 12, 2)  # Friday + 3
+    holiday = frozenset({date(2026, 11, 30)})
+    assert add_working_days(date(2026, 11, 27), 3, holiday) == date(2026, 12, 3)
