@@ -7,8 +7,10 @@ keeps; helpers here are shared by the other tests/test_commerce_*.py files.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,9 +19,10 @@ import pytest
 from services.alliance.service import AllianceService
 from services.commerce.service import CommerceService
 from shared import contracts
-from tests.conftest import Api, new_id
+from tests.conftest import Api, captured_events, new_id
 
 C = "/api/v1/commerce"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "events" / "commerce"
 DISTRICT = "D-east"
 MERCHANT = {"role": "merchant", "district": DISTRICT}
 OPS = {"role": "ops"}
@@ -583,3 +586,47 @@ def test_orders_count_for_a_live_session_only_while_it_is_live(shop_floor: Any) 
     ended = next(e for e in api.events("commerce") if e["type"] == "LiveSessionEnded")
     assert ended["data"]["orders"] == 2 and ended["data"]["gmv_fen"] == 12_800
     assert unpaid["status"] == "placed"
+
+
+# -- the contract on the real broker --------------------------------------------------------------
+
+
+@sqlite_only
+def test_events_arrive_on_rabbitmq_as_documented(start_services: Any, broker: str) -> None:
+    api = commerce(start_services, amqp_uri=broker)
+    with captured_events(broker, "commerce") as take:
+        place = set_up_place(api)
+        shop = open_shop(api)
+        collective = new_id("COL")
+        product = list_product(
+            api, shop, place.tea_village, producer_id=collective, producer_type="collective"
+        )
+        order = place_order(api, shop, [(product, 2)])["id"]
+        pay(api, order)
+        created(act(api, order, "ship"))
+        created(act(api, order, "deliver", {"delivered_at": "2026-05-12T09:00:00+08:00"}))
+        refund(api, order, 999, "2026-05-13T09:00:00+08:00")
+        api.post(f"{C}/after-sale/close", {"as_of": "2026-06-01"}, **OPS)
+        assert api.post(f"{C}/settlements", {"as_of": "2026-06-01"}, **OPS).status_code == 200
+        stored = api.events("commerce")
+        received = take(len(stored), timeout=20)
+    assert sorted(e["event_id"] for e in received) == sorted(e["event_id"] for e in stored)
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    for envelope in received:
+        path = DOCS / f"{envelope['type']}.json"
+        jsonschema.validate(envelope, json.loads(path.read_text()), format_checker=checker)
+    data = {e["type"]: e["data"] for e in received}
+    assert data["OrderPaid"]["lines"][0]["village_id"] == place.tea_village
+    assert data["RefundCompleted"]["lines"] == [
+        {
+            "line_id": "1",
+            "product_id": product,
+            "producer_id": collective,
+            "village_id": place.tea_village,
+            "amount_fen": 999,
+        }
+    ]
+    settled = data["ProducerSettled"]
+    assert settled["producer_type"] == "collective" and settled["village_id"] == place.tea_village
+    assert settled["net_revenue_fen"] == 2 * 12_800 - 999
+    assert settled["amount_fen"] == settled["net_revenue_fen"] - settled["fees_fen"]
