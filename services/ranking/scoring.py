@@ -448,6 +448,8 @@ def score_board(
             cell = row.indicators[n]
             cell.normalised = normalised
             cell.contribution = quantize(indicator.weight * normalised)
+    for row in rows:
+        row.score = quantize(ZERO)  # a vetoed entity keeps 0.00
     for row in competing:
         total = sum((c.contribution for c in row.indicators), ZERO)
         row.score = quantize(total + row.bonus - row.deduction)
