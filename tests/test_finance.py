@@ -103,3 +103,142 @@ def test_loan_lifecycle_with_compensation_loss_sharing_and_recovery(start_servic
         "LossWrittenOff",
         "LoanClosed",
     ]
+
+
+@sqlite_only
+def test_catalogue_rules(start_services):
+    world = build_world(start_services)
+    world.fund()
+    before = len(world.finance_events())
+    base = {"id": "S-bad", "district": "D1", "name": "x", "fund_id": "F1"}
+    parties = [
+        {"party_id": "G1", "party_type": "guarantor", "share_bp": 4000},
+        {"party_id": "BANKA", "party_type": "bank", "share_bp": 2000},
+    ]
+    world.rejected(world.guarantor("/schemes", {**base, "parties": parties}), "parties", before)
+    national = [
+        {"party_id": "G1", "party_type": "guarantor", "share_bp": 6500},
+        {"party_id": "NF", "party_type": "national_fund", "share_bp": 2000},
+        {"party_id": "BANKA", "party_type": "bank", "share_bp": 1500},
+    ]
+    world.rejected(world.guarantor("/schemes", {**base, "parties": national}), "parties", before)
+    world.scheme()
+    before = len(world.finance_events())
+    product = {
+        "id": "P-bad",
+        "district": "D1",
+        "name": "虾蟹贷",
+        "purposes": ["aquaculture"],
+        "min_amount_fen": 100,
+        "max_amount_fen": 1_000,
+        "max_term_months": 12,
+        "max_fee_rate_bp": 80,
+        "scheme_id": "S4321",
+    }
+    too_big = {**product, "borrower_cap_fen": 1_000_000_001}  # over 1000万元
+    world.rejected(world.guarantor("/products", too_big), "borrower_cap_fen", before)
+    inverted = {**product, "borrower_cap_fen": 1_000, "min_amount_fen": 2_000}
+    world.rejected(world.guarantor("/products", inverted), "min_amount_fen", before)
+
+
+def test_application_and_guarantee_rules(start_services):
+    world = build_world(start_services, banks=("BANKA", "BANKB"))
+    world.fund(balance_fen=1_000_000)  # 10x leverage: 10_000_000 fen of guarantees
+    world.scheme()
+    world.product()
+    before = len(world.finance_events())
+    world.rejected(world.apply("X", purpose="housing"), "purpose", before)
+    world.rejected(world.apply("X", principal_fen=99_999), "principal_fen", before)
+    world.rejected(world.apply("X", term_months=37), "term_months", before)
+    world.rejected(world.apply("X", village_id="NOWHERE"), "village_id", before)
+    world.rejected(world.apply("X", bank_code="NOBANK"), "bank_code", before)
+
+    created(world.apply("L1", principal_fen=8_000_000, borrower_id="B1"))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L1", 1_000_000), "loan_id", before)  # no due diligence yet
+    created(world.guarantor("/loans/L1/due-diligence", {"passed": True}))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L1", 8_000_001), "guaranteed_fen", before)  # over principal
+    world.rejected(world.approve("L1", 6_000_000, fee_rate_bp=81), "fee_rate_bp", before)
+    created(world.approve("L1", 6_000_000))
+
+    # The same borrower's second loan: 6_000_000 outstanding + more than the 30_000_000 cap is
+    # refused; first the fund's leverage (10 x 1_000_000) is the tighter limit.
+    created(world.apply("L2", principal_fen=8_000_000, borrower_id="B1", purpose="land_transfer"))
+    created(world.guarantor("/loans/L2/due-diligence", {"passed": True}))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L2", 4_000_001), "guaranteed_fen", before)  # fund leverage
+    world.rejected(world.approve("L2", 1_000_000, fee_rate_bp=51), "fee_rate_bp", before)
+    created(world.guarantor("/funds/F1/top-ups", {"amount_fen": 10_000_000}))
+    leverage = world.get("/api/v1/finance/funds/F1").json()
+    assert leverage["limit_fen"] == 110_000_000
+    assert leverage["outstanding_guaranteed_fen"] == 6_000_000
+    created(world.apply("L3", principal_fen=50_000_000, borrower_id="B1"))
+    created(world.guarantor("/loans/L3/due-diligence", {"passed": True}))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L3", 24_000_001), "guaranteed_fen", before)  # borrower cap
+    created(world.approve("L3", 24_000_000))
+
+    # Rejected applications cannot be approved; other banks' tokens see nothing of L1.
+    created(world.apply("L4"))
+    created(world.guarantor("/loans/L4/rejection", {"reason": "insufficient cash flow"}))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L4", 1_000), "loan_id", before)
+    assert world.get("/api/v1/finance/loans/L1", role="bank", bank="BANKB").status_code == 403
+    response = world.bank("BANKB", "/loans/L1/disbursement", {"disbursed_on": "2026-03-01"})
+    world.rejected(response, "bank", before, status=403)
+    exposure = world.get("/api/v1/finance/exposure", params={"by": "borrower"}).json()
+    assert exposure["exposure"] == [
+        {"key": "B1", "outstanding_guaranteed_fen": 30_000_000, "loans": 2}
+    ]
+    by_bank = world.get("/api/v1/finance/exposure", role="bank", bank="BANKB").json()
+    assert by_bank["exposure"] == []
+
+
+@sqlite_only
+def test_disbursement_needs_the_guarantee_contract(start_services):
+    world = build_world(start_services)
+    world.fund()
+    world.scheme()
+    world.product()
+    world.approved("L1")
+    before = len(world.finance_events())
+    response = world.bank("BANKA", "/loans/L1/disbursement", {"disbursed_on": "2026-03-01"})
+    world.rejected(response, "loan_id", before)
+    created(world.guarantor("/loans/L1/guarantee-contract", {"id": "GC1"}))
+    created(world.bank("BANKA", "/loans/L1/disbursement", {"disbursed_on": "2026-03-01"}))
+    before = len(world.finance_events())
+    response = world.bank(
+        "BANKA", "/loans/L1/repayments", {"id": "R1", "principal_fen": 3_000_001}
+    )
+    world.rejected(response, "principal_fen", before)
+    created(
+        world.bank(
+            "BANKA",
+            "/loans/L1/repayments",
+            {"id": "R1", "principal_fen": 3_000_000, "repaid_on": "2026-09-01"},
+        )
+    )
+    assert world.types()[-1] == "LoanClosed"
+    assert world.sweep("2028-01-01")["events"] == 0  # a closed loan is never overdue
+
+
+@sqlite_only
+def test_fund_below_floor_blocks_new_guarantees_until_topped_up(start_services):
+    world = build_world(start_services)
+    # 20x leverage, 5 % floor: 350_000 covers 5_000_000 outstanding. The fund pays its 10 %
+    # of a 3_000_000 loss and holds 50_000: below 5 % of the 2_000_000 still guaranteed.
+    world.fund(balance_fen=350_000, leverage_times=20, floor_bp=500)
+    world.scheme()
+    world.product()
+    world.disbursed("L1", guaranteed_fen=3_000_000)
+    world.approved("L2", guaranteed_fen=2_000_000)
+    assert world.sweep("2027-05-30")["events"] == 5  # overdue, paid, shared, drawn, below floor
+    assert world.types()[-1] == "RiskFundBelowFloor"
+    assert world.sweep("2027-06-30")["events"] == 0
+    created(world.apply("L3"))
+    created(world.guarantor("/loans/L3/due-diligence", {"passed": True}))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L3", 100_000), "fund_id", before)
+    created(world.guarantor("/funds/F1/top-ups", {"amount_fen": 1_000_000}))
+    created(world.approve("L3", 100_000))
