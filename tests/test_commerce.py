@@ -630,3 +630,57 @@ def test_events_arrive_on_rabbitmq_as_documented(start_services: Any, broker: st
     assert settled["producer_type"] == "collective" and settled["village_id"] == place.tea_village
     assert settled["net_revenue_fen"] == 2 * 12_800 - 999
     assert settled["amount_fen"] == settled["net_revenue_fen"] - settled["fees_fen"]
+
+
+@sqlite_only
+def test_producers_are_settled_once_after_the_after_sale_window(shop_floor: Any) -> None:
+    api, place, shop, _ = shop_floor
+    coop = new_id("COOP")
+    cheap = list_product(
+        api, shop, place.tea_village, producer_id=coop, producer_type="cooperative", price_fen=11
+    )
+    fruit = list_product(
+        api, shop, place.fruit_village, producer_id=coop, producer_type="cooperative", price_fen=9
+    )
+
+    def delivered_order(lines: list[tuple[str, int]], day: str) -> str:
+        order = place_order(api, shop, lines)["id"]
+        pay(api, order)
+        created(act(api, order, "ship"))
+        created(act(api, order, "deliver", {"delivered_at": f"{day}T09:00:00+08:00"}))
+        return order
+
+    first = delivered_order([(cheap, 1), (fruit, 1)], "2026-05-12")  # window closes 19 May
+    second = delivered_order([(cheap, 3)], "2026-05-20")  # closes 27 May
+    refund(api, second, 33, "2026-05-21T09:00:00+08:00")  # fully refunded: nets 0
+    unpaid = place_order(api, shop, [(cheap, 1)])["id"]
+
+    settle = lambda as_of: api.post(f"{C}/settlements", {"as_of": as_of}, **OPS)  # noqa: E731
+    assert settle("2026-05-18").json()["settlements"] == []  # nothing completed yet
+    api.post(f"{C}/after-sale/close", {"as_of": "2026-05-19"}, **OPS)
+    assert settle("2026-05-18").json()["settlements"] == []  # completed on the 19th
+    made = settle("2026-05-19").json()["settlements"]
+    # One settlement per village; 5 % of 11 fen = 0.55 -> 1 fen, of 9 fen = 0.45 -> 0 fen.
+    assert [(s["village_id"], s["fees_fen"], s["amount_fen"]) for s in made] == sorted(
+        [(place.tea_village, 1, 10), (place.fruit_village, 0, 9)]
+    )
+    assert settle("2026-05-19").json()["settlements"] == []  # idempotent
+    api.post(f"{C}/after-sale/close", {"as_of": "2026-05-31"}, **OPS)
+    made = settle("2026-05-31").json()["settlements"]
+    assert [(s["amount_fen"], s["fees_fen"]) for s in made] == [(0, 0)]
+    settled = [e["data"] for e in api.events("commerce") if e["type"] == "ProducerSettled"]
+    assert len(settled) == 3
+    assert sum(s["amount_fen"] for s in settled) <= sum(s["net_revenue_fen"] for s in settled)
+    assert {(p["order_id"], p["line_id"]) for s in settled for p in s["lines"]} == {
+        (first, "1"),
+        (first, "2"),
+        (second, "1"),
+    }
+    assert unpaid not in {p["order_id"] for s in settled for p in s["lines"]}
+    statement = api.get(f"{C}/producers/{coop}/statement", params={"period": "2026"}).json()
+    assert statement["net_revenue_fen"] == 20 and statement["settled_fen"] == 19
+    assert statement["fees_fen"] == 1 and len(statement["settlements"]) == 3
+    rejected(settle("31 May"), "as_of")
+    assert (
+        api.post(f"{C}/settlements", {"as_of": "2026-05-31"}, role="household").status_code == 403
+    )

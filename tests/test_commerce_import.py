@@ -125,3 +125,27 @@ def test_an_import_must_name_its_platform_store_and_content(start_services: Any)
     rejected(api.post(f"{C}/imports", {**body, "format": "csv"}, **MERCHANT), "content")
     rejected(api.post(f"{C}/imports", {**body, "format": "xml"}, **MERCHANT), "format")
     assert api.events("commerce")[-1]["type"] == "ShopOpened"
+
+
+@sqlite_only
+def test_a_retried_import_with_its_idempotency_key_gets_the_first_answer(
+    start_services: Any,
+) -> None:
+    api = commerce(start_services)
+    place = set_up_place(api)
+    store = open_shop(api, channel="platform_store", platform="pdd")
+    product = list_product(api, store, place.tea_village, stock=5)
+    row = {
+        "external_id": "PDD-1",
+        "product_id": product,
+        "quantity": 1,
+        "placed_at": "2026-05-10T20:00:00+08:00",
+    }
+    body = {"id": new_id("B"), "platform": "pdd", "shop_id": store, "rows": [row]}
+    key = {"Idempotency-Key": new_id("K")}
+    first = api.post(f"{C}/imports", body, headers=key, **MERCHANT)
+    count = len(api.events("commerce"))
+    retried = api.post(f"{C}/imports", body, headers=key, **MERCHANT)
+    assert retried.status_code == 201 and retried.json() == first.json()
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    assert len(api.events("commerce")) == count

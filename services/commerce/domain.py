@@ -415,7 +415,9 @@ class Order(Keyed):
                 split = [
                     {**line.attribution(), "amount_fen": line.refundable_fen} for line in remaining
                 ]
-                self._complete_refund(f"{self.key}:cancel", amount, split, at)
+                self._complete_refund(
+                    f"{self.key}:cancel", amount, split, at, cause="order_cancelled"
+                )
         self.trigger(
             OrderCancelled, order_id=self.key, reason=reason, cancelled_at=at, was_paid=was_paid
         )
@@ -547,11 +549,17 @@ class Order(Keyed):
         )
 
     def _complete_refund(
-        self, refund_id: str, amount_fen: int, lines: list[dict[str, Any]], at: datetime
+        self,
+        refund_id: str,
+        amount_fen: int,
+        lines: list[dict[str, Any]],
+        at: datetime,
+        cause: str = "refund_request",
     ) -> None:
         self.trigger(
             RefundCompleted,
             refund_id=refund_id,
+            cause=cause,
             order_id=self.key,
             shop_id=self.shop_id,
             district=self.district,

@@ -309,6 +309,9 @@ class RefundCompleted(Event):
 
     TYPE = "RefundCompleted"
     refund_id = ma.fields.String(required=True)
+    cause = ma.fields.String(
+        required=True, validate=ma.validate.OneOf(("refund_request", "order_cancelled"))
+    )
     order_id = ma.fields.String(required=True)
     shop_id = ma.fields.String(required=True)
     district = ma.fields.String(required=True)

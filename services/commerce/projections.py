@@ -294,7 +294,7 @@ class SalesLedger(Projection):
     def _on_RefundCompleted(self, data: dict[str, Any], db: Connection) -> None:
         order_id = data["order_id"]
         # A cancellation's refund was never requested, so it frees no pending request.
-        requested = not data["refund_id"].endswith(":cancel")
+        requested = data["cause"] == "refund_request"
         self._order(
             order_id,
             db,

@@ -598,7 +598,9 @@ class CommerceService(DirectoryMember, ServiceBase):
         Idempotent by (platform, external_id): rows seen before are reported as duplicates and
         change nothing. Answers a report per row (row number, status, field errors)."""
         batch_stream = ImportBatch.stream(body["id"])
-        if self.store.events.stream_version(batch_stream):
+        # With an Idempotency-Key, a retry must reach the recording step to get its first answer.
+        retry = request.headers.get("Idempotency-Key") is not None
+        if not retry and self.store.events.stream_version(batch_stream):
             raise Conflict(f"import batch {body['id']!r} was already recorded")
         shop = self._get_shop_for_import(body["shop_id"], body["platform"])
         rows = body["rows"] if body["format"] == "json" else self._csv_rows(body["content"])
