@@ -1,0 +1,274 @@
+"""The ranking service through HTTP: competitions, boards fed by other services' events (from
+stub producers through the real relay, broker and inbox), out-of-order and exactly-once delivery,
+rule versions rebuilt from the notification logs, bulletins."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from services.ranking.service import RankingService
+from shared.config import LOCAL_TZ
+from tests.test_ranking_support import (
+    STUBS,
+    board,
+    competition_rules,
+    define,
+    district_of_three,
+    join,
+    leave,
+    paid,
+    signed,
+    terminated,
+    village,
+    wait_active,
+    wait_board,
+    wait_for,
+)
+
+
+def today() -> date:
+    return datetime.now(LOCAL_TZ).date()
+
+
+def noon(day: date) -> str:
+    return datetime(day.year, day.month, day.day, 12, tzinfo=LOCAL_TZ).isoformat()
+
+
+def test_board_follows_facts_rolled_up_to_clusters(start_services) -> None:
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "race")
+    wait_active(api, "race")
+    day = today()
+    signed(api, "K1", "v1", "100.00", day)
+    signed(api, "K2", "v2", "30.00", day)
+    signed(api, "K3", "v3", "20.00", day)
+    paid(api, "O1", [("v1", 500), ("v2", 1000)], noon(day))
+    # land: c1 100, c2 50, c3 0 -> 100, 80, 60; gmv: c1 500, c2 1000, c3 0 -> 80, 100, 60
+    # c1 = 0.6*100 + 0.4*80 = 92.00; c2 = 48.00 + 40.00 = 88.00; c3 = 36.00 + 24.00 = 60.00
+    body = wait_board(api, "race", [(1, "c1", "92.00"), (2, "c2", "88.00"), (3, "c3", "60.00")])
+    assert body["window"] == "month" and body["period"] == f"{day.year}-{day.month:02d}"
+    assert body["ends_at"].endswith("+08:00") and body["version"] == 1
+    c1 = body["rows"][0]
+    assert c1["name"] == "茶香组团" and c1["colour"] == "green"
+    assert [(i["key"], i["raw"], i["contribution"]) for i in c1["indicators"]] == [
+        ("land", "100", "60.00"),
+        ("gmv", "500", "32.00"),
+    ]
+    assert body["rows"][2]["colour"] == "red"  # the bottom place is red
+
+    # the contract on c1's village ends: c1 land 0 -> 60; c2 land 50 -> 100
+    # c1 = 36.00 + 32.00 = 68.00; c2 = 60.00 + 40.00 = 100.00; c3 = 60.00
+    terminated(api, "K1", "v1", "100.00", day)
+    wait_board(api, "race", [(1, "c2", "100.00"), (2, "c1", "68.00"), (3, "c3", "60.00")])
+    assert [r["rank"] for r in board(api, "race", window="all")["rows"]] == [1, 2, 3]
+
+    around = api.get("/api/v1/ranking/competitions/race/board/around/c1?radius=1", role="ops")
+    assert [r["entity_id"] for r in around.json()["rows"]] == ["c2", "c1", "c3"]
+    one = api.get("/api/v1/ranking/competitions/race/entities/c3", role="alliance_secretary")
+    assert (one.json()["rank"], one.json()["of"], one.json()["score"]) == (3, 3, "60.00")
+    top1 = board(api, "race", top=1)
+    assert [r["entity_id"] for r in top1["rows"]] == ["c2"]
+    assert api.get("/api/v1/ranking/competitions/nope/board", role="ops").status_code == 404
+    wrong = api.get("/api/v1/ranking/competitions/race/board?window=year", role="ops")
+    assert wrong.status_code == 422 and "window" in wrong.json()["errors"]
+    assert api.get("/api/v1/ranking/competitions/race/board", role="household").status_code == 403
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_bad_rules_are_refused_naming_the_field(start_services) -> None:
+    api = start_services(RankingService)
+
+    def refused(rules: dict, role: str = "district_admin") -> dict:
+        response = api.post(
+            "/api/v1/ranking/competitions",
+            {"id": "bad", "name": "x", "district": "D1", "rules": rules},
+            role=role,
+        )
+        assert response.status_code in (403, 422), response.text
+        return response.json().get("errors", {})
+
+    weights = competition_rules()
+    weights["indicators"][1]["weight"] = "0.3"
+    assert refused(weights) == {"indicators.weight": ["weights must sum to 1, not 0.9"]}
+    unknown = competition_rules()
+    unknown["indicators"][0]["source"] = "rainfall"
+    assert "rules.indicators.0.source" in refused(unknown)
+    assert "rules.windows.0" in refused(competition_rules(windows=["fortnight"]))
+    assert "tie_break.0" in refused(competition_rules(tie_break=["luck"]))
+    schedule = competition_rules(colours={"schedule_indicator": "land"})
+    assert "colours.schedule_indicator" in refused(schedule)
+    assert refused(competition_rules(), role="village_cadre") == {}
+    other = api.post(
+        "/api/v1/ranking/competitions",
+        {"id": "x", "name": "x", "district": "D2", "rules": competition_rules()},
+        role="district_admin",
+        district="D1",
+    )
+    assert other.status_code == 403
+    bad_id = api.post(
+        "/api/v1/ranking/competitions",
+        {"id": "a b", "name": "x", "district": "D1", "rules": competition_rules()},
+        role="district_admin",
+    )
+    assert bad_id.status_code == 422 and "id" in bad_id.json()["errors"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_facts_before_membership_and_moves_between_clusters(start_services) -> None:
+    """A village's facts count for the cluster it was in on the fact's day, whatever the order
+    the events arrive in."""
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "moves", competition_rules(windows=["month"]))
+    wait_active(api, "moves")
+    # March 2025: v9 is not in the directory yet when its contracts arrive
+    signed(api, "M1", "v9", "40.00", date(2025, 3, 10))
+    signed(api, "M2", "v9", "10.00", date(2025, 3, 20))
+    village(api, "v9", "新村")
+    join(api, "v9", "c1", "2025-01-01")
+    leave(api, "v9", "c1", "2025-03-15")  # first day outside c1
+    join(api, "v9", "c3", "2025-03-15")
+
+    def march() -> list:
+        rows = board(api, "moves", period="2025-03")["rows"]
+        return [(r["entity_id"], r["indicators"][0]["raw"]) for r in rows]
+
+    # c1 has the 40 mu of 10 March, c3 the 10 mu of 20 March
+    wait_for(lambda: march() == [("c1", "40"), ("c3", "10"), ("c2", "0")], what="roll-up")
+    assert board(api, "moves", period="2025-03")["period"] == "2025-03"
+    bad = api.get("/api/v1/ranking/competitions/moves/board?period=2025-13", role="ops")
+    assert bad.status_code == 422 and "period" in bad.json()["errors"]
+
+
+def test_a_redelivered_event_changes_nothing(start_services, broker) -> None:
+    import json
+
+    from kombu import Connection
+
+    from shared import amqp
+
+    api = start_services(RankingService, *STUBS, amqp_uri=broker)
+    district_of_three(api)
+    define(api, "once", competition_rules(windows=["all"]))
+    wait_active(api, "once")
+    day = today()
+    envelope = signed(api, "E1", "v1", "10.00", day)
+    wait_for(
+        lambda: board(api, "once")["rows"][0]["indicators"][0]["raw"] == "10", what="first fact"
+    )
+    body = json.dumps(envelope).encode()
+    with Connection(broker) as connection:
+        for _ in range(2):  # the broker delivers it again, twice
+            amqp.publish_raw(
+                connection, body, exchange="land.events", routing_key="TransferContractSigned"
+            )
+    signed(api, "E2", "v2", "5.00", day)  # behind the duplicates on the same queue
+
+    def raw() -> list:
+        return [(r["entity_id"], r["indicators"][0]["raw"]) for r in board(api, "once")["rows"]]
+
+    wait_for(lambda: raw()[:2] == [("c1", "10"), ("c2", "5")], what="the second fact")
+    metrics = api.get("/metrics", role=None).text
+    skipped = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("clustergov_events_skipped_total") and "on_land_fact" in line
+    ]
+    assert skipped and float(skipped[0].split()[-1]) >= 2, skipped
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_rule_change_is_built_beside_the_shown_version_then_switched(start_services) -> None:
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "versions")
+    wait_active(api, "versions")
+    day = today()
+    signed(api, "R1", "v1", "100.00", day)
+    paid(api, "R2", [("v4", 900)], noon(day))
+    # v1: land 0.6, gmv 0.4 -> c1 = 60 + 24 = 84.00; c3 = 36 + 40 = 76.00; c2 = 36 + 24 = 60.00
+    wait_board(api, "versions", [(1, "c1", "84.00"), (2, "c3", "76.00"), (3, "c2", "60.00")])
+    gmv_only = competition_rules(
+        indicators=[{"key": "gmv", "name": "电商销售", "source": "gmv_fen", "weight": "1"}]
+    )
+    changed = api.post(
+        "/api/v1/ranking/competitions/versions/rules", {"rules": gmv_only}, role="district_admin"
+    )
+    assert changed.status_code == 201 and changed.json()["version"] == 2
+    wait_active(api, "versions", 2)
+    # v2: gmv alone -> c3 100.00, then c1 and c2 tie at 60.00; c1 has counted facts and c2 none,
+    # so first_reached puts c1 first
+    body = wait_board(
+        api, "versions", [(1, "c3", "100.00"), (2, "c1", "60.00"), (3, "c2", "60.00")]
+    )
+    assert body["version"] == 2
+    detail = api.get("/api/v1/ranking/competitions/versions", role="ops").json()
+    assert [(v["version"], v["status"]) for v in detail["versions"]] == [
+        (1, "retired"),
+        (2, "active"),
+    ]
+    land = [e for e in api.events("ranking") if e["type"] == "CompetitionVersionActivated"]
+    assert land[-1]["data"]["caught_up_to"]["commerce"] > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_bulletins_freeze_a_closed_period_as_csv(start_services, tmp_path) -> None:
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "report", competition_rules(windows=["month"]), name="月度比拼")
+    wait_active(api, "report")
+    last_month = today().replace(day=1) - timedelta(days=1)
+    period = f"{last_month.year}-{last_month.month:02d}"
+    signed(api, "B1", "v2", "30.00", last_month)
+    paid(api, "B2", [("v1", 200)], noon(last_month))
+    # land: c2 30 -> 100, c1 0 -> 60, c3 60; gmv: c1 200 -> 100, others 60
+    # c2 = 60 + 24 = 84.00; c1 = 36 + 40 = 76.00; c3 = 36 + 24 = 60.00
+    wait_board(
+        api, "report", [(1, "c2", "84.00"), (2, "c1", "76.00"), (3, "c3", "60.00")], period=period
+    )
+    issued = api.post(
+        "/api/v1/ranking/competitions/report/bulletins",
+        {"window": "month", "period": period},
+        role="district_admin",
+    )
+    assert issued.status_code == 201, issued.text
+    bulletin = issued.json()
+    assert bulletin["rule_version"] == 1 and bulletin["period"] == period
+    assert [(r["rank"], r["entity_id"], r["score"]) for r in bulletin["rows"]] == [
+        (1, "c2", "84.00"),
+        (2, "c1", "76.00"),
+        (3, "c3", "60.00"),
+    ]
+    again = api.post(
+        "/api/v1/ranking/competitions/report/bulletins",
+        {"window": "month", "period": period},
+        role="district_admin",
+    )
+    assert again.status_code == 409
+    open_period = api.post(
+        "/api/v1/ranking/competitions/report/bulletins",
+        {"window": "month", "period": f"{today().year}-{today().month:02d}"},
+        role="district_admin",
+    )
+    assert open_period.status_code == 422 and "period" in open_period.json()["errors"]
+
+    csv = api.get(f"/api/v1/ranking/bulletins/{bulletin['id']}/csv", role="ops")
+    assert csv.headers["Content-Type"].startswith("text/csv")
+    assert csv.content.startswith("\ufeff".encode())
+    lines = csv.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("排名,编号,名称,得分")
+    assert lines[1].startswith("1,c2,稻香组团,84.00")
+
+    # a late fact moves the live history, never the bulletin
+    signed(api, "B3", "v4", "90.00", last_month)
+    wait_for(
+        lambda: board(api, "report", period=period)["rows"][0]["entity_id"] == "c3",
+        what="the late fact",
+    )
+    frozen = api.get(f"/api/v1/ranking/bulletins/{bulletin['id']}", role="ops").json()
+    assert frozen["rows"] == bulletin["rows"]
+    listed = api.get("/api/v1/ranking/competitions/report/bulletins", role="ops").json()
+    assert [b["id"] for b in listed["bulletins"]] == [bulletin["id"]]
