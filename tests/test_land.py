@@ -312,6 +312,18 @@ def test_parcel_and_contract_rules(start_services: Any) -> None:
     ).json()
     assert [s["available_mu"] for s in free] == ["0.00", "8.00"]
 
+    # Amending and terminating a listing; then the entrustment it relied on may be revoked.
+    amend = "/api/v1/land/listings/LS-2/amendments"
+    rejected(api, amend, {"reason": "early", "reserve_fen_per_mu_year": 80000}, "listing_id")
+    created(api, "/api/v1/land/listings/LS-2/reviews", {"approved": True, "opinion": "ok"})
+    rejected(
+        api, amend, {"reason": "lower", "reserve_fen_per_mu_year": 60000}, "reserve_fen_per_mu_year"
+    )
+    created(api, amend, {"reason": "lower", "reserve_fen_per_mu_year": 75000})
+    created(api, "/api/v1/land/listings/LS-2/terminations", {"reason": "household withdrew"})
+    assert "LS-2" not in api.get("/api/v1/land/parcels/P-2").json()["commitments"]
+    created(api, "/api/v1/land/parcels/P-2/entrustments/E-1/revocations", {})
+
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_pledged_contract_cannot_be_terminated_or_retransferred(start_services: Any) -> None:

@@ -198,8 +198,10 @@ class Parcel(Aggregate):
         starts_on: date,
         ends_on: date,
         price_fen_per_mu_year: int,
+        exclude: str | None = None,
     ) -> None:
-        """A household's land is transferred by others only within a valid written entrustment."""
+        """A household's land is transferred by others only within a valid written entrustment
+        (``exclude``: the listing being amended, which already counts against it)."""
         if self.household_id is None:
             return
         if entrustment_id is None:
@@ -211,7 +213,7 @@ class Parcel(Aggregate):
             raise DomainError(
                 f"entrustment {entrustment_id!r} is not in force for this parcel", "entrustment_id"
             )
-        used = self.peak_committed(starts_on, ends_on, under=entrustment_id)
+        used = self.peak_committed(starts_on, ends_on, exclude, under=entrustment_id)
         if used + area_mu > entrustment.area_mu:
             raise DomainError(
                 f"the entrustment covers {entrustment.area_mu} mu, {used} of them in use already",
@@ -513,6 +515,7 @@ class Listing(Aggregate):
                 t["starts_on"],
                 t["ends_on"],
                 changes["reserve_fen_per_mu_year"],
+                exclude=self.id,
             )
         increment = changes.get("increment_fen_per_mu_year")
         if increment is not None and increment <= 0:
