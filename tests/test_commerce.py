@@ -361,6 +361,8 @@ def test_paying_the_wrong_amount_is_refused(shop_floor: Any) -> None:
     api, _, shop, product = shop_floor
     order = place_order(api, shop, [(product, 2)])
     refused_without_events(api, act(api, order["id"], "pay", {"amount_fen": 1}), "amount_fen")
+    elsewhere = api.post(f"{C}/orders/{order['id']}/pay", {}, role="merchant", district="D-west")
+    refused_without_events(api, elsewhere, "district", status=403)
     assert created(act(api, order["id"], "pay", {"amount_fen": order["total_fen"]}))["paid_fen"]
 
 

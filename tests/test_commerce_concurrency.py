@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
+from services.commerce.domain import Product
 from tests.conftest import new_id
 from tests.test_commerce import MERCHANT, C, commerce, list_product, open_shop, set_up_place
 
@@ -38,3 +41,26 @@ def test_concurrent_orders_never_oversell(start_services: Any) -> None:
     assert sum(r["quantity"] for r in reserved) == STOCK
     assert sorted(r["stock"] for r in reserved) == list(range(STOCK))
     assert sum(1 for e in events if e["type"] == "OrderPlaced") == STOCK
+
+
+def test_a_product_snapshot_restores_its_stock() -> None:
+    """Products take snapshots (every order reserves on their stream): the state survives."""
+    product = Product(Product.stream("P-snap"))
+    product.list(
+        shop_id="S",
+        district="D",
+        name="笋干",
+        village_id="V",
+        producer_id="H",
+        producer_type="household",
+        label_type=None,
+        label=None,
+        price_fen=500,
+        stock=60,
+        listed_at=datetime(2026, 5, 1, tzinfo=UTC),
+    )
+    for n in range(55):
+        product.reserve(f"O-{n}", 1)
+    restored = Product.from_snapshot(product.id, json.loads(json.dumps(product.to_snapshot())))
+    assert restored.to_snapshot() == product.to_snapshot() and restored.stock == 5
+    assert restored.key == "P-snap"
