@@ -71,7 +71,8 @@ def run(name: str, solver, tasks: list, teams: list, params: Params) -> tuple[fl
     elapsed = time.perf_counter() - started
     print(
         f"{name:10s} {elapsed:7.3f} s  placed {len(plan.placements):5d}  "
-        f"unplaced {len(plan.unplaced):4d}  travel {plan.total_travel_km:9.1f} km"
+        f"unplaced {len(plan.unplaced):4d}  travel {plan.total_travel_km:9.1f} km  "
+        f"({plan.total_travel_km / max(len(plan.placements), 1):.2f} km per placed task)"
     )
     return elapsed, plan
 

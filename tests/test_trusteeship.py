@@ -112,7 +112,9 @@ class World:
         for village in self.villages:
             wait_for_village(api, village)
         self.register_provider(self.provider)
-        for village, (lat, lon) in zip(self.villages, [("30.1", "120.1"), ("30.2", "120.3")]):
+        for village, (lat, lon) in zip(
+            self.villages, [("30.1", "120.1"), ("30.2", "120.3")], strict=True
+        ):
             ok(self.post("/village-sites", {"village_id": village, "lat": lat, "lon": lon}))
         self.register_team(self.team, self.provider, [(self.machine, "harvester")], [self.operator])
         return self
@@ -393,7 +395,7 @@ def test_concurrent_overlapping_dispatches_book_exactly_the_non_overlapping_set(
         (w["starts_at"], w["ends_at"]) for w in schedule["windows"] if w["kind"] == "team"
     )
     assert len(team_windows) == 4
-    for (_, end), (begin, _) in zip(team_windows, team_windows[1:]):
+    for (_, end), (begin, _) in zip(team_windows, team_windows[1:], strict=False):
         assert end <= begin
     dispatched = [e for e in world.events() if e["type"] == "TeamDispatched"]
     assert len(dispatched) == 4
@@ -828,7 +830,7 @@ def test_events_reach_rabbitmq_as_documented(start_services: Any, broker: str) -
     api = start_services(AllianceService, TrusteeshipService, amqp_uri=broker)
     world = World(api)
     with (
-        captured_events(broker, "trusteeship", "Work*") as take_work,
+        captured_events(broker, "trusteeship", "WorkAccepted") as take_work,
         captured_events(broker, "trusteeship", "ServiceFeeSettled") as take_fee,
     ):
         world.build()
@@ -837,7 +839,7 @@ def test_events_reach_rabbitmq_as_documented(start_services: Any, broker: str) -
         world.work_done(task)
         ok(world.accept(task, "9.50"))
         ok(world.post(f"/orders/{order}/settlements", {"settled_on": "2026-06-12"}))
-        received = {m["type"]: m for m in take_work(3)} | {m["type"]: m for m in take_fee(1)}
+        received = {m["type"]: m for m in take_work(1)} | {m["type"]: m for m in take_fee(1)}
     for type_ in ("WorkAccepted", "ServiceFeeSettled"):
         schema = json.loads((DOCS / f"{type_}.json").read_text())
         jsonschema.validate(received[type_], schema)

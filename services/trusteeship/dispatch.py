@@ -130,6 +130,7 @@ class _Group:
     provider_id: str
     site: Site
     tasks: list[TaskIn]
+    minutes_at_rate: dict[float, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,6 +142,7 @@ class _Team:
     machines: dict[str, list[str]]  # stage -> machine ids
     operators: list[str]
     route: list[_Group] = field(default_factory=list)
+    minutes: int = 0  # the route's working day so far, kept by ``_Router.set_route``
 
 
 def _prepare(teams: list[TeamIn], params: Params) -> tuple[list[_Team], dict[str, str]]:
@@ -163,7 +165,9 @@ def _prepare(teams: list[TeamIn], params: Params) -> tuple[list[_Team], dict[str
             start_site = site or start_site
         if team.busy:
             start_minute += params.buffer_minutes
-        usable.append(_Team(team, start_site, start_minute, rates, machines, operators))
+        usable.append(
+            _Team(team, start_site, start_minute, rates, machines, operators, minutes=start_minute)
+        )
     return usable, unusable
 
 
@@ -177,6 +181,7 @@ class _Router:
     def __init__(self, params: Params) -> None:
         self.params = params
         self._cache: dict[tuple[float, float, float, float], float] = {}
+        self._gaps: dict[tuple[Site, Site, bool], int] = {}
 
     def km(self, a: Site, b: Site) -> float:
         if a == b:
@@ -191,12 +196,24 @@ class _Router:
         """Minutes between leaving ``a`` and working at ``b``."""
         if a == b:
             return 0
-        travel = math.ceil(self.km(a, b) / self.params.speed_kmh * 60)
-        return travel if first else max(self.params.buffer_minutes, travel)
+        key = (a, b, first)
+        found = self._gaps.get(key)
+        if found is None:
+            travel = math.ceil(self.km(a, b) / self.params.speed_kmh * 60)
+            found = travel if first else max(self.params.buffer_minutes, travel)
+            self._gaps[key] = found
+        return found
 
     def work(self, team: _Team, group: _Group) -> int:
         rate = team.rates[group.stage]
-        return sum(_minutes(t, rate) for t in group.tasks)
+        found = group.minutes_at_rate.get(rate)
+        if found is None:
+            found = group.minutes_at_rate[rate] = sum(_minutes(t, rate) for t in group.tasks)
+        return found
+
+    def set_route(self, team: _Team, route: list[_Group]) -> None:
+        team.route = route
+        team.minutes = self.route_minutes(team, route)
 
     def route_km(self, team: _Team, route: list[_Group]) -> float:
         here, total = team.start_site, 0.0
@@ -283,20 +300,22 @@ def _explain(reason: str, group: _Group) -> str:
 def _best_insertion(team: _Team, group: _Group, router: _Router) -> tuple[float, int] | None:
     """(added km, position) of the cheapest feasible insertion of ``group`` into ``team``."""
     route = team.route
-    sites = [team.start_site] + [g.site for g in route]
-    best: tuple[float, int] | None = None
     work = router.work(team, group)
-    if router.route_minutes(team, route) + work > router.params.day_minutes:
+    room = router.params.day_minutes - team.minutes - work
+    if room < 0:
         return None  # even without any travel it would not fit
+    best: tuple[float, int] | None = None
+    fresh = team.start_minute == 0
     for position in range(len(route) + 1):
-        before = sites[position]
+        before = route[position - 1].site if position else team.start_site
+        first = fresh and position == 0
         added = router.km(before, group.site)
+        extra = router.gap(before, group.site, first)
         if position < len(route):
             after = route[position].site
             added += router.km(group.site, after) - router.km(before, after)
-        if best is not None and added >= best[0]:
-            continue
-        if router.fits(team, route[:position] + [group] + route[position:]):
+            extra += router.gap(group.site, after) - router.gap(before, after, first)
+        if extra <= room and (best is None or added < best[0]):
             best = (added, position)
     return best
 
@@ -331,7 +350,7 @@ def _insert_by_regret(
             continue
         (_, position), index = min(options, key=lambda o: o[0][0])
         team = candidates[key][index]
-        team.route.insert(position, chosen)
+        router.set_route(team, team.route[:position] + [chosen] + team.route[position:])
         # Only groups that may go to this team need a fresh price.
         for other_key, other in open_groups.items():
             for i, t in enumerate(candidates[other_key]):
@@ -377,13 +396,14 @@ def _two_opt(team: _Team, router: _Router) -> None:
                 if router.route_km(team, candidate) + 1e-9 < router.route_km(
                     team, route
                 ) and router.fits(team, candidate):
-                    team.route = route = candidate
+                    router.set_route(team, candidate)
+                    route = candidate
                     improved = True
 
 
 def _relocate(usable: list[_Team], candidates: dict[int, list[_Team]], router: _Router) -> None:
     """Move a group to another candidate team's route when that shortens the total."""
-    for _ in range(3):
+    for _ in range(2):
         moved = False
         for team in usable:
             for group in list(team.route):
@@ -397,8 +417,11 @@ def _relocate(usable: list[_Team], candidates: dict[int, list[_Team]], router: _
                     if found and found[0] + 1e-9 < saving and (best is None or found[0] < best[0]):
                         best = (found[0], other, found[1])
                 if best is not None:
-                    team.route = without
-                    best[1].route.insert(best[2], group)
+                    router.set_route(team, without)
+                    other, position = best[1], best[2]
+                    router.set_route(
+                        other, other.route[:position] + [group] + other.route[position:]
+                    )
                     moved = True
         if not moved:
             return
