@@ -519,6 +519,8 @@ def test_shops_and_products_refuse_bad_input(shop_floor: Any) -> None:
     assert post(good, role="village_cadre", village=place.fruit_village).status_code == 403
     created(post(good))
     assert post(good).status_code == 409  # the id is taken
+    spec = api.get(f"{C}/openapi.json", role=None)
+    assert spec.status_code == 200 and f"{C}/orders/{{order_id}}/refunds" in str(spec.json())
     shop_body = {"id": new_id("S"), "district": DISTRICT, "name": "x", "channel": "platform_store"}
     refused_without_events(api, api.post(f"{C}/shops", shop_body, **MERCHANT), "platform")
     refused_without_events(
