@@ -848,3 +848,46 @@ def test_events_reach_rabbitmq_as_documented(start_services: Any, broker: str) -
     assert accepted["village_id"] == world.villages[0] and accepted["task_id"] == task
     fee = received["ServiceFeeSettled"]["data"]
     assert fee["amount_fen"] == 76_000 and fee["collective_village_id"] == world.villages[0]
+
+
+@sqlite_only
+def test_subsidy_per_mu_cap_sums_over_the_stages_of_a_season(start_services: Any) -> None:
+    world = World(start(start_services, subsidy_cap_fen_per_mu_season=3_000)).build()
+    plough_team, plough_machine, plough_operator = new_id("T"), new_id("M"), new_id("OP")
+    world.register_team(
+        plough_team, world.provider, [(plough_machine, "tractor")], [plough_operator]
+    )
+    order = world.order(
+        [("PM-1", "10.00", "10.00")], stages=["plough", "harvest"], schedule="plough"
+    )
+    ok(world.post(f"/orders/{order}/tasks", {"stage": "harvest", "planned_on": DAY}))
+    plough, harvest = world.task(order, "PM-1", "plough"), world.task(order, "PM-1")
+    ok(
+        world.dispatch(
+            plough,
+            at(8),
+            at(10),
+            team=plough_team,
+            machine_ids=[plough_machine],
+            operator_ids=[plough_operator],
+        )
+    )
+    ok(world.post(f"/tasks/{plough}/start", {"started_at": at(8)}))
+    ok(world.post(f"/tasks/{plough}/completion", {"completed_at": at(10)}))
+    ok(world.accept(plough, "10.00"))
+    world.work_done(harvest, start=11)
+    ok(world.accept(harvest, "10.00"))
+    # 30 yuan per mu over the season: 24,000 fen for harvest leaves 6,000 for ploughing
+    ok(
+        world.post(
+            "/subsidy-claims", {"id": new_id("SC"), "task_id": harvest, "amount_fen": 24_000}
+        )
+    )
+    before = len(world.events())
+    body = refused(
+        world.post("/subsidy-claims", {"id": new_id("SC"), "task_id": plough, "amount_fen": 6_001}),
+        "amount_fen",
+    )
+    assert "fen per mu this season" in body["detail"]
+    unchanged(world, before)
+    ok(world.post("/subsidy-claims", {"id": new_id("SC"), "task_id": plough, "amount_fen": 6_000}))
