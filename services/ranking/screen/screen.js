@@ -38,6 +38,7 @@
     document.title = board.name;
     document.getElementById("period-name").textContent = "统计期：" + board.period;
     endsAt = board.ends_at ? new Date(board.ends_at) : null;
+    tick();
     var head = document.getElementById("head");
     while (head.children.length > 5) head.removeChild(head.lastChild);
     board.indicators.forEach(function (indicator) {
