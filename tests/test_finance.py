@@ -25,7 +25,9 @@ def test_loan_lifecycle_with_compensation_loss_sharing_and_recovery(start_servic
     )
     created(world.guarantor("/loans/L1/due-diligence", {"passed": True}))
     created(world.approve("L1", 2_400_000))
-    created(world.guarantor("/loans/L1/guarantee-contract", {"id": "GC1", "signed_on": "2026-02-20"}))
+    created(
+        world.guarantor("/loans/L1/guarantee-contract", {"id": "GC1", "signed_on": "2026-02-20"})
+    )
     created(
         world.guarantor(
             "/loans/L1/counter-guarantees",
@@ -39,7 +41,12 @@ def test_loan_lifecycle_with_compensation_loss_sharing_and_recovery(start_servic
         world.bank(
             "BANKA",
             "/loans/L1/repayments",
-            {"id": "R1", "principal_fen": 1_000_001, "interest_fen": 9_000, "repaid_on": "2026-06-01"},
+            {
+                "id": "R1",
+                "principal_fen": 1_000_001,
+                "interest_fen": 9_000,
+                "repaid_on": "2026-06-01",
+            },
         )
     )
     assert repaid["outstanding_principal_fen"] == 1_999_999
@@ -208,9 +215,7 @@ def test_disbursement_needs_the_guarantee_contract(start_services):
     created(world.guarantor("/loans/L1/guarantee-contract", {"id": "GC1"}))
     created(world.bank("BANKA", "/loans/L1/disbursement", {"disbursed_on": "2026-03-01"}))
     before = len(world.finance_events())
-    response = world.bank(
-        "BANKA", "/loans/L1/repayments", {"id": "R1", "principal_fen": 3_000_001}
-    )
+    response = world.bank("BANKA", "/loans/L1/repayments", {"id": "R1", "principal_fen": 3_000_001})
     world.rejected(response, "principal_fen", before)
     created(
         world.bank(

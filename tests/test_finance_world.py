@@ -51,9 +51,13 @@ def _append_raw(self: Any, request: Any, body: dict[str, Any]) -> dict[str, Any]
 
 
 def _stub(service_name: str) -> type:
+    def append_raw(self: Any, request: Any, body: dict[str, Any]) -> dict[str, Any]:
+        return _append_raw(self, request, body)
+
+    # A function of its own per stub: nameko keeps a decorated function's entrypoints on it.
     endpoint = command(
         "POST", f"/api/v1/{service_name}/raw-events", body=RawEventIn, roles=["ops"], status=201
-    )(_append_raw)
+    )(append_raw)
     return type(
         f"Stub{service_name.capitalize()}Service",
         (ServiceBase,),
@@ -202,7 +206,9 @@ class World:
             },
         )
 
-    def disbursed(self, loan_id: str, bank: str = "BANKA", on: str = "2026-03-01", **kw: Any) -> None:
+    def disbursed(
+        self, loan_id: str, bank: str = "BANKA", on: str = "2026-03-01", **kw: Any
+    ) -> None:
         self.approved(loan_id, bank=bank, **kw)
         created(
             self.guarantor(
