@@ -221,6 +221,26 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bank(args: argparse.Namespace) -> int:
+    from services.finance.bank_feed import ProvisionError, provision
+    from shared.config import Settings
+
+    settings = Settings.from_env()
+    if settings.embedded_broker:
+        raise SystemExit("bank provision needs RabbitMQ: set CLUSTERGOV_AMQP_URI")
+    try:
+        done = provision(settings.amqp_uri, args.code, rotate=args.rotate)
+    except ProvisionError as exc:
+        raise SystemExit(f"clustergov bank provision: {exc}") from None
+    print(f"queue {done.queue} on vhost {done.vhost!r}, bound to {args.code}.#")
+    if done.password is None:
+        print(f"user {done.username} exists; its password is unchanged (--rotate for a new one)")
+    else:
+        print(f"user {done.username}  password {done.password}")
+        print("store the password now: it is not shown again")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from shared.auth import ROLES
 
@@ -272,6 +292,15 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--bank", help="bank code, for bank tokens")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     token.set_defaults(handler=cmd_token)
+
+    bank = commands.add_parser("bank", help="bank feed: provision a bank's queue and user")
+    bank_actions = bank.add_subparsers(dest="action", required=True)
+    bank_provision = bank_actions.add_parser(
+        "provision", help="create (idempotently) queue bank.<code> and a user that reads only it"
+    )
+    bank_provision.add_argument("code", help="the bank's code")
+    bank_provision.add_argument("--rotate", action="store_true", help="set a new password")
+    bank.set_defaults(handler=cmd_bank)
     return root
 
 
