@@ -281,6 +281,17 @@ class World:
         )
 
 
+def events_when(world: World, ready: Any, timeout: float = 15) -> list[dict[str, Any]]:
+    """The service's events once ``ready(events)`` holds. On PostgreSQL the notification log
+    reads only below the oldest open write transaction of the server, so it may lag a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = world.events()
+        if ready(found) or time.monotonic() > deadline:
+            return found
+        eventlet.sleep(0.1)
+
+
 def wait_for_village(api: Api, village: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -354,7 +365,10 @@ def test_order_to_subsidy_paid(world: World) -> None:
     money = ok(world.api.get(f"{T}/money", params={"provider_id": world.provider}), 200)
     assert money["providers"][world.provider]["fees_fen"] == 66_000
     assert money["providers"][world.provider]["subsidies"]["paid"]["amount_fen"] == 19_800
-    types = [e["type"] for e in world.events()]
+    types = [
+        e["type"]
+        for e in events_when(world, lambda found: any(e["type"] == "SubsidyPaid" for e in found))
+    ]
     for expected in (
         "ProviderRegistered",
         "PriceListPublished",
@@ -397,8 +411,11 @@ def test_concurrent_overlapping_dispatches_book_exactly_the_non_overlapping_set(
     assert len(team_windows) == 4
     for (_, end), (begin, _) in zip(team_windows, team_windows[1:], strict=False):
         assert end <= begin
-    dispatched = [e for e in world.events() if e["type"] == "TeamDispatched"]
-    assert len(dispatched) == 4
+
+    def dispatched(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["type"] == "TeamDispatched"]
+
+    assert len(dispatched(events_when(world, lambda found: len(dispatched(found)) >= 4))) == 4
 
 
 def test_automatic_dispatch_proposes_confirms_and_explains(world: World) -> None:
@@ -424,7 +441,11 @@ def test_automatic_dispatch_proposes_confirms_and_explains(world: World) -> None
     assert confirmed == {"proposal_id": proposal["proposal_id"], "dispatched": 3, "rejected": 1}
     unplaced = ok(world.api.get(f"{T}/tasks-unplaced", params={"day": DAY}), 200)
     assert [t["reason"] for t in unplaced["tasks"]] == ["no_team"]
-    types = [e["type"] for e in world.events()]
+    confirmed_event = "DispatchProposalConfirmed"
+    types = [
+        e["type"]
+        for e in events_when(world, lambda found: any(e["type"] == confirmed_event for e in found))
+    ]
     assert types.count("TeamDispatched") == 3 and types.count("DispatchRejected") == 1
     # the windows respect the travel buffer between the two villages
     windows = sorted((a["starts_at"], a["ends_at"], a["task_id"]) for a in placed.values())
