@@ -236,10 +236,37 @@ def gather(db: Connection, cv: CompetitionVersion, window: Window, today: date) 
 # -- scoring a window ---------------------------------------------------------------------------
 
 
+#: Scored boards of closed periods, reused until a fact on one of their days arrives.
+PastBoards = dict[tuple[str, int, Window, int], list[Row]]
+
+
 def score_window(
-    db: Connection, cv: CompetitionVersion, window: Window, today: date, back: int = 1
+    db: Connection,
+    cv: CompetitionVersion,
+    window: Window,
+    today: date,
+    back: int = 1,
+    cache: PastBoards | None = None,
 ) -> list[Row]:
     """The scored board of a window; ``back`` earlier periods feed movement and escalation."""
+    key = (cv.competition_id, cv.version, window, back)
+    past = cache is not None and window.closed(today)
+    if past and key in cache:
+        return cache[key]
+    rows = _score_window(db, cv, window, today, back, cache)
+    if past:
+        cache[key] = rows
+    return rows
+
+
+def _score_window(
+    db: Connection,
+    cv: CompetitionVersion,
+    window: Window,
+    today: date,
+    back: int,
+    cache: PastBoards | None,
+) -> list[Row]:
     rules = cv.scoring
     entities = gather(db, cv, window, today)
     previous_ranks: dict[str, int] = {}
@@ -247,7 +274,8 @@ def score_window(
     if back > 0:
         earlier = previous_all_time(today) if window.kind == "all" else window.previous()
         if earlier != window and earlier.starts_on < (earlier.ends_on or today):
-            before = score_window(db, cv, earlier, today, back - 1 if window.kind != "all" else 0)
+            depth = back - 1 if window.kind != "all" else 0
+            before = score_window(db, cv, earlier, today, depth, cache)
             if any(r.last_fact_on for r in before):  # an empty period ranks nobody
                 previous_ranks = {r.entity_id: r.rank for r in before}
                 history = {r.entity_id: [r.colour, *getattr(r, "history", [])] for r in before}
@@ -265,8 +293,16 @@ def score_window(
 
 
 def lookback(cv: CompetitionVersion) -> int:
-    """Earlier periods a board needs: one for movement; the red streak for escalation."""
-    streak = (cv.rules.get("colours") or {}).get("escalate_after_reds")
+    """Earlier periods a board needs: one for movement; the red streak for escalation (only
+    when some rule can deal a red card at all)."""
+    colours = cv.rules.get("colours") or {}
+    can_be_red = (
+        colours.get("red_bottom")
+        or colours.get("red_drop")
+        or colours.get("schedule_indicator")
+        or cv.rules.get("vetoes")
+    )
+    streak = colours.get("escalate_after_reds") if can_be_red else None
     return max(1, int(streak or 0))
 
 
@@ -309,11 +345,12 @@ def refresh_board(
     *,
     publish: bool,
     force: bool = False,
+    cache: PastBoards | None = None,
 ) -> bool:
     """Recompute the current period's board of one window; store the rows that changed and,
     when the board changed and ``publish``, append it to the change log. True if it changed."""
     window = window_of(kind, today)
-    rows = score_window(db, cv, window, today, lookback(cv))
+    rows = score_window(db, cv, window, today, lookback(cv), cache)
     board = payload(cv, window, rows, today, max(cv.top_n, STREAM_ROWS))
     key = and_(
         board_rows.c.competition_id == cv.competition_id,

@@ -32,6 +32,7 @@ from services.ranking.projections import (
     board_changes,
     bulletins,
     dirty,
+    epochs,
     record_facts,
 )
 from services.ranking.scoring import parse_period, window_of
@@ -167,6 +168,8 @@ class BoardKeeper(DependencyProvider):
         self._stopping = False
         self._next_slow = 0.0
         self._next_periods = 0.0
+        self._past: boards.PastBoards = {}
+        self._epoch: int | None = None
 
     def setup(self) -> None:
         from services.ranking.stream import screen_app, stream_app, stream_path
@@ -249,10 +252,13 @@ class BoardKeeper(DependencyProvider):
                 return 0
             sources = {m.source for m in marks}
             day = today()
+            self._forget_past(db, [m.day for m in marks], day)
             for cv in boards.versions(db, status="active"):
                 if "*" in sources or sources & cv.scoring.sources():
                     for kind in cv.windows:
-                        changed += boards.refresh_board(store, db, cv, kind, day, publish=True)
+                        changed += boards.refresh_board(
+                            store, db, cv, kind, day, publish=True, cache=self._past
+                        )
             for n in range(0, len(marks), 500):
                 chunk = [m.mark for m in marks[n : n + 500]]
                 db.execute(delete(dirty).where(dirty.c.mark.in_(chunk)))
@@ -262,6 +268,24 @@ class BoardKeeper(DependencyProvider):
             self.broadcaster.wake()
         return changed
 
+    def _forget_past(self, db: Connection, days: list[date | None], day: date) -> None:
+        """Keep cached boards of closed periods only while no fact of a closed period changed,
+        as seen by any replica (an epoch in the database, under the board lock)."""
+        store = self.store
+        assert store is not None
+        if None in days or min(d for d in days if d is not None) < day.replace(day=1):
+            db.execute(
+                store.insert(epochs)
+                .values(name="past", value=1)
+                .on_conflict_do_update(
+                    index_elements=[epochs.c.name], set_={"value": epochs.c.value + 1}
+                )
+            )
+        epoch = db.execute(select(epochs.c.value).where(epochs.c.name == "past")).scalar() or 0
+        if epoch != self._epoch:
+            self._past.clear()
+            self._epoch = epoch
+
     def republish(self, competition_id: str | None = None) -> None:
         """Recompute every window of the shown versions and push them (a switch-over, a new
         period)."""
@@ -270,6 +294,7 @@ class BoardKeeper(DependencyProvider):
         with store.transaction() as tx:
             db = tx.connection
             lock_boards(store, db)
+            self._past.clear()
             for cv in boards.versions(db, status="active", competition_id=competition_id):
                 for kind in cv.windows:
                     boards.refresh_board(store, db, cv, kind, today(), publish=True, force=True)

@@ -62,12 +62,22 @@ facts = Table(
     Column("day", Date, nullable=False),
     Column("amount", BigInteger, nullable=False),  # in 1/scale units of the source
     Index("ix_ranking_facts_source_day", "source", "day"),
+    Index("ix_ranking_facts_subject", "subject_id", "source", "day"),
 )
 dirty = Table(
     "ranking_dirty",
     model,
     Column("mark", String(100), primary_key=True),
     Column("source", String(40), nullable=False),
+    Column("day", Date),  # the earliest business day changed (None: any day)
+)
+#: Bumped whenever facts of a closed period change: every replica then forgets the past boards
+#: it had cached (each keeps its own cache; the marks are consumed by whichever refreshes first).
+epochs = Table(
+    "ranking_epochs",
+    model,
+    Column("name", String(16), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 competitions = Table(
     "ranking_competitions",
@@ -253,14 +263,18 @@ def record_facts(store: EventStore, db: Connection, event: RecordedEvent) -> int
     if not rows:
         return 0
     db.execute(store.insert(facts).on_conflict_do_nothing(), rows)
-    mark_dirty(store, db, {r["source"] for r in rows}, str(event.event_id))
+    day = min(r["day"] for r in rows)
+    mark_dirty(store, db, {r["source"] for r in rows}, str(event.event_id), day)
     return len(rows)
 
 
-def mark_dirty(store: EventStore, db: Connection, sources: set[str], mark: str) -> None:
+def mark_dirty(
+    store: EventStore, db: Connection, sources: set[str], mark: str, day: date | None = None
+) -> None:
+    """Note that boards fed by ``sources`` changed from ``day`` on (None: on any day)."""
     db.execute(
         store.insert(dirty).on_conflict_do_nothing(),
-        [{"mark": f"{mark}:{source}", "source": source} for source in sorted(sources)],
+        [{"mark": f"{mark}:{source}", "source": source, "day": day} for source in sorted(sources)],
     )
 
 
