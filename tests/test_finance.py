@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_finance_world import StubLand, build_world, created
+from tests.test_finance_world import build_world, created
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 

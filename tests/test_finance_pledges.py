@@ -43,8 +43,9 @@ def contract(world, contract_id: str, *, filed: bool = True, ends_on: str = "202
 
 
 def known(world, contract_id: str, what: str = "signed") -> None:
-    from services.finance.projections import land_contracts
     from sqlalchemy import create_engine, select
+
+    from services.finance.projections import land_contracts
 
     def seen() -> bool:
         url = world.api.database_url.replace("{service}", "finance")
