@@ -436,6 +436,26 @@ def stored_board(db: Connection, cv: CompetitionVersion, kind: str) -> dict[str,
     ).scalar()
 
 
+def shown_board(db: Connection, competition_id: str, kind: str) -> dict[str, Any] | None:
+    """The shown version's board of a window, with its top rows, in one indexed read: the path
+    of every screen and every top-N query."""
+    return db.execute(
+        select(boards.c.board)
+        .join(
+            competitions,
+            and_(
+                competitions.c.competition_id == boards.c.competition_id,
+                competitions.c.version == boards.c.version,
+            ),
+        )
+        .where(
+            boards.c.competition_id == competition_id,
+            boards.c.window == kind,
+            competitions.c.status == "active",
+        )
+    ).scalar()
+
+
 def entity_row(db: Connection, cv: CompetitionVersion, kind: str, entity_id: str):
     return db.execute(
         select(board_rows.c.row).where(
