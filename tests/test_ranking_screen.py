@@ -1,6 +1,6 @@
 """The big screen in a real headless Chromium (Debian's chromium and chromium-driver), driven
 over the W3C WebDriver protocol: it shows the TOP board in Chinese, escapes every name, and
-follows a command posted to another service without reloading. A screenshot is kept under
+follows commands posted to the real alliance service without reloading. A screenshot is kept under
 artifacts/."""
 
 from __future__ import annotations
@@ -18,19 +18,11 @@ from typing import Any
 import pytest
 import requests
 
+from services.alliance.service import AllianceService
 from services.ranking.service import RankingService
 from shared.config import LOCAL_TZ
 from tests.conftest import free_port, unavailable
-from tests.test_ranking_support import (
-    STUBS,
-    cluster,
-    define,
-    join,
-    signed,
-    village,
-    wait_active,
-    wait_for,
-)
+from tests.test_ranking_support import wait_active, wait_for
 
 CHROMIUM = os.environ.get("CLUSTERGOV_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CLUSTERGOV_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -47,6 +39,7 @@ ARGS = [
     "--window-size=1600,900",
 ]
 EVIL = "<img src=x onerror=alert(1)>"
+DISTRICT = "D7"
 
 
 class Browser:
@@ -120,19 +113,53 @@ ROWS = """return Array.from(document.querySelectorAll('#rows tr')).map(function 
 });"""
 
 
+def activity(api: Any, activity_id: str, village_id: str, kind: str = "meeting") -> None:
+    now = datetime.now(LOCAL_TZ).replace(microsecond=0)
+    response = api.post(
+        "/api/v1/alliance/activities",
+        {
+            "id": activity_id,
+            "unit_id": village_id,
+            "activity_type": kind,
+            "title": "主题党日",
+            "occurred_at": now.isoformat(),
+        },
+        role="district_admin",
+        district=DISTRICT,
+    )
+    assert response.status_code == 201, response.text
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_the_screen_follows_the_board_live_and_escapes_names(start_services, browser) -> None:
-    api = start_services(RankingService, *STUBS)
-    cluster(api, "c1", EVIL)
-    cluster(api, "c2", "稻香组团")
-    village(api, "v1", "一村")
-    village(api, "v2", "二村")
-    join(api, "v1", "c1")
-    join(api, "v2", "c2")
-    define(api, "screen", name="红盟组团比拼")
+    api = start_services(RankingService, AllianceService)
+    admin = {"role": "district_admin", "district": DISTRICT}
+    alliance = {"id": "red", "district": DISTRICT, "name": "红盟", "level": "district"}
+    assert api.post("/api/v1/alliance/alliances", alliance, **admin).status_code == 201
+    for cid, name, vid in (("c1", EVIL, "east"), ("c2", "稻香组团", "west")):
+        cluster = {"id": cid, "alliance_id": "red", "name": name, "theme_industry": "茶"}
+        assert api.post("/api/v1/alliance/clusters", cluster, **admin).status_code == 201
+        facts = {"population": 500, "households": 150, "contracted_area_mu": "900", "weak": False}
+        unit = {
+            "id": vid,
+            "district": DISTRICT,
+            "name": vid,
+            "unit_type": "village",
+            "village": facts,
+        }
+        assert api.post("/api/v1/alliance/units", unit, **admin).status_code == 201
+        joined = {"cluster_id": cid, "joined_on": "2024-01-01"}
+        assert api.post(f"/api/v1/alliance/units/{vid}/memberships", joined, **admin).ok
+    rules = {
+        "entity": "cluster",
+        "indicators": [{"key": "act", "name": "活动次数", "source": "activities", "weight": "1"}],
+        "windows": ["month"],
+        "colours": {"red_bottom": 1},
+    }
+    body = {"id": "screen", "name": "红盟组团比拼", "district": DISTRICT, "rules": rules}
+    assert api.post("/api/v1/ranking/competitions", body, **admin).status_code == 201
     wait_active(api, "screen")
-    day = datetime.now(LOCAL_TZ).date()
-    signed(api, "W1", "v2", "20.00", day)
+    activity(api, "a1", "west")
 
     browser.open(f"{api.base}/screen/screen#token={api.token('district_admin')}")
     wait_for(
@@ -146,13 +173,14 @@ def test_the_screen_follows_the_board_live_and_escapes_names(start_services, bro
     assert countdown.startswith("距本期结束")
     browser.run("window.sameDocument = true")
 
-    # a command to the land service: the evil-named cluster takes the lead on the screen
-    signed(api, "W2", "v1", "50.00", day)
+    # commands to the alliance service: the evil-named cluster takes the lead on the screen
+    activity(api, "a2", "east")
+    activity(api, "a3", "east", kind="visit")
     wait_for(lambda: browser.run(ROWS)[0][0] == "c1", what="the screen to follow the change")
     rows = browser.run(ROWS)
     assert rows[0][1] == EVIL  # shown as text...
     assert browser.run("return document.querySelectorAll('#rows img').length") == 0  # ...not HTML
-    assert rows[1][3] == "card red"  # land 20 vs 50: 60.00 at the bottom, red
+    assert rows[1][2:] == ["60.00", "card red"]  # 1 activity against 2: the bottom place, red
     assert browser.run("return window.sameDocument === true")  # no reload
     movement = browser.run("return document.querySelector('#rows td.move').textContent")
     assert movement == "–"  # nothing to compare with last month
