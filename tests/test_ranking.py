@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+import requests
 
 from services.ranking.service import RankingService
 from shared.config import LOCAL_TZ
+from tests.conftest import Api, run_services
 from tests.test_ranking_support import (
     STUBS,
     board,
@@ -262,6 +264,30 @@ def test_bulletins_freeze_a_closed_period_as_csv(start_services, tmp_path) -> No
     assert lines[0].startswith("排名,编号,名称,得分")
     assert lines[1].startswith("1,c2,稻香组团,84.00")
 
+    # reproducible from the event log: a ranking service with an empty database of its own
+    # rebuilds the same competition from the producers' notification logs and scores the
+    # closed period exactly as the bulletin froze it
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    runner, base = run_services(
+        [RankingService], f"sqlite:///{fresh}/{{service}}.db", SERVICE_URL=api.base
+    )
+    try:
+        with requests.Session() as session:
+            again_api = Api(base, "", session)
+            define(again_api, "report", competition_rules(windows=["month"]), name="月度比拼")
+            wait_active(again_api, "report")
+            rebuilt = wait_board(
+                again_api,
+                "report",
+                [(r["rank"], r["entity_id"], r["score"]) for r in bulletin["rows"]],
+                period=period,
+                window="month",
+            )
+            assert rebuilt["rows"] == bulletin["rows"]
+    finally:
+        runner.stop()
+
     # a late fact moves the live history, never the bulletin
     signed(api, "B3", "v4", "90.00", last_month)
     wait_for(
@@ -272,3 +298,64 @@ def test_bulletins_freeze_a_closed_period_as_csv(start_services, tmp_path) -> No
     assert frozen["rows"] == bulletin["rows"]
     listed = api.get("/api/v1/ranking/competitions/report/bulletins", role="ops").json()
     assert [b["id"] for b in listed["bulletins"]] == [bulletin["id"]]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_period_close_issues_the_bulletin_by_itself(start_services) -> None:
+    """A competition that ran through last month gets last month's bulletin from the keeper."""
+    from sqlalchemy import create_engine, update
+
+    from services.ranking.projections import competitions
+
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "auto", competition_rules(windows=["month", "quarter"]))
+    wait_active(api, "auto")
+    engine = create_engine(api.database_url.replace("{service}", "ranking"))
+    with engine.begin() as db:  # as if it had been defined a year ago
+        db.execute(update(competitions).values(defined_at=datetime(2025, 1, 1, tzinfo=LOCAL_TZ)))
+    engine.dispose()
+    start_services(RankingService, SERVICE_URL=api.base)  # a replica's keeper closes periods
+    last_month = today().replace(day=1) - timedelta(days=1)
+    month = f"{last_month.year}-{last_month.month:02d}"
+
+    def issued() -> list:
+        body = api.get("/api/v1/ranking/competitions/auto/bulletins", role="ops").json()
+        return sorted((b["window"], b["period"], b["rule_version"]) for b in body["bulletins"])
+
+    q = (today().month - 1) // 3
+    quarter = f"{today().year}-Q{q}" if q else f"{today().year - 1}-Q4"
+    wait_for(lambda: issued() == [("month", month, 1), ("quarter", quarter, 1)], what="bulletins")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_manual_bonus_deduction_and_veto(start_services) -> None:
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "adjust", competition_rules(windows=["month"]))
+    wait_active(api, "adjust")
+    day = today()
+    signed(api, "J1", "v1", "100.00", day)
+    paid(api, "J2", [("v2", 1000)], noon(day))
+    # c1 = 60 + 24 = 84.00; c2 = 36 + 40 = 76.00; c3 = 60.00
+    wait_board(api, "adjust", [(1, "c1", "84.00"), (2, "c2", "76.00"), (3, "c3", "60.00")])
+
+    def adjust(**body):
+        body = {"effective_on": day.isoformat(), "reason": "督查", **body}
+        return api.post(
+            "/api/v1/ranking/competitions/adjust/adjustments", body, role="district_admin"
+        )
+
+    assert adjust(id="j1", entity_id="c2", kind="bonus", points="10").status_code == 201
+    assert adjust(id="j2", entity_id="c1", kind="deduction", points="2.5").status_code == 201
+    # c2 = 76 + 10 = 86.00; c1 = 84 - 2.5 = 81.50
+    wait_board(api, "adjust", [(1, "c2", "86.00"), (2, "c1", "81.50"), (3, "c3", "60.00")])
+    assert adjust(id="j3", entity_id="c2", kind="veto").status_code == 201
+    # c2 leaves the group: land c1 100 vs c3 0 -> 100/60, gmv both 0 -> 100/100
+    # c1 = 60 + 40 - 2.5 = 97.50; c3 = 36 + 40 = 76.00; c2 vetoed: 0.00, last, red
+    body = wait_board(api, "adjust", [(1, "c1", "97.50"), (2, "c3", "76.00"), (3, "c2", "0.00")])
+    assert body["rows"][2]["vetoed"] and body["rows"][2]["colour"] == "red"
+    bad = adjust(id="j4", entity_id="c1", kind="veto", points="3")
+    assert bad.status_code == 422 and "points" in bad.json()["errors"]
+    assert adjust(id="j1", entity_id="c1", kind="bonus", points="1").status_code == 409
+    assert adjust(id="j5", entity_id="c1", kind="fine", points="1").status_code == 422
