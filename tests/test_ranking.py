@@ -359,3 +359,35 @@ def test_manual_bonus_deduction_and_veto(start_services) -> None:
     assert bad.status_code == 422 and "points" in bad.json()["errors"]
     assert adjust(id="j1", entity_id="c1", kind="bonus", points="1").status_code == 409
     assert adjust(id="j5", entity_id="c1", kind="fine", points="1").status_code == 422
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_movement_since_last_period_and_three_reds_in_a_row(start_services) -> None:
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    rules = competition_rules(windows=["month"], colours={"red_bottom": 1})
+    define(api, "history", rules)
+    wait_active(api, "history")
+    this_month = today().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    before_that = (last_month - timedelta(days=1)).replace(day=1)
+    # two months ago and last month: c1 100 mu, c2 50 -> c1, c2, c3 (red)
+    for n, month in enumerate((before_that, last_month)):
+        signed(api, f"H{n}a", "v1", "100.00", month)
+        signed(api, f"H{n}b", "v2", "50.00", month)
+    # this month c2 alone: c2 = 60 + 40 = 100.00; c1 and c3 = 36 + 40 = 76.00, c1 first by id
+    signed(api, "H9", "v2", "10.00", this_month)
+    body = wait_board(api, "history", [(1, "c2", "100.00"), (2, "c1", "76.00"), (3, "c3", "76.00")])
+    moves = {r["entity_id"]: (r["movement"], r["colour"], r["escalated"]) for r in body["rows"]}
+    # c2 2nd -> 1st: ▲1; c1 1st -> 2nd: ▼1; c3 stays 3rd, red for the third month running: 约谈
+    assert moves == {
+        "c2": (1, "green", False),
+        "c1": (-1, "green", False),
+        "c3": (0, "red", True),
+    }
+    past = board(api, "history", period=f"{last_month.year}-{last_month.month:02d}")
+    assert [(r["entity_id"], r["colour"], r["escalated"]) for r in past["rows"]][2] == (
+        "c3",
+        "red",
+        False,  # only two reds by then
+    )
