@@ -15,6 +15,7 @@ from tests.conftest import Api, run_services
 from tests.test_ranking_support import (
     STUBS,
     board,
+    cluster,
     competition_rules,
     define,
     district_of_three,
@@ -391,3 +392,40 @@ def test_movement_since_last_period_and_three_reds_in_a_row(start_services) -> N
         "red",
         False,  # only two reds by then
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_weak_villages_compete_per_head(start_services) -> None:
+    api = start_services(RankingService, *STUBS)
+    cluster(api, "c1", "茶香组团")
+    for vid, people, weak in (
+        ("w1", 100, True),
+        ("w2", 200, True),
+        ("w3", 50, True),
+        ("s1", 10, False),
+    ):
+        village(api, vid, f"{vid}村", people, weak=weak)
+        join(api, vid, "c1")
+    rules = competition_rules(
+        entity="village",
+        group={"weak": True},
+        windows=["year"],
+        indicators=[
+            {
+                "key": "land",
+                "name": "人均流转",
+                "source": "land_transferred_mu",
+                "weight": "1",
+                "per_capita": True,
+            }
+        ],
+    )
+    define(api, "weak", rules)
+    wait_active(api, "weak")
+    day = today()
+    signed(api, "P1", "w1", "10.00", day)  # 0.10 mu a head
+    signed(api, "P2", "w2", "30.00", day)  # 0.15
+    signed(api, "P3", "s1", "90.00", day)  # 9 a head, but not a weak village: not competing
+    # 0 .. 0.15: w2 100.00; w1 = 60 + 40 * 0.10 / 0.15 = 86.67; w3 60.00
+    body = wait_board(api, "weak", [(1, "w2", "100.00"), (2, "w1", "86.67"), (3, "w3", "60.00")])
+    assert body["rows"][1]["indicators"][0]["value"] == "0.1000"
