@@ -19,7 +19,7 @@ was this village in on that day" has one answer for every past day.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from shared import auth
-from shared.config import LOCAL_TZ
+from shared.clock import today
 from shared.consumers import subscribe
 from shared.errors import DomainError, NotFound
 from shared.eventstore import RecordedEvent
@@ -214,7 +214,7 @@ class DirectoryMember:
             village = find_village(db, village_id)
             if village is None:
                 raise NotFound(f"village {village_id!r} is not in this service's directory")
-            cluster_id = cluster_of(db, village_id, datetime.now(LOCAL_TZ).date())
+            cluster_id = cluster_of(db, village_id, today())
         return {
             "village_id": village.village_id,
             "district": village.district,

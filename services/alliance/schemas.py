@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
 
 import marshmallow as ma
 
-from shared.config import LOCAL_TZ
+from shared.clock import today
 
 from .events import ACTIVITY_TYPES, ALLIANCE_LEVELS, TALENT_CATEGORIES, UNIT_TYPES
 
 ID = ma.validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters of A-Z a-z 0-9 . _ : -")
 NAME = ma.validate.Length(min=1, max=200)
-
-
-def today() -> date:
-    return datetime.now(LOCAL_TZ).date()
 
 
 def _at_most_two_places(value: Decimal) -> None:

@@ -46,8 +46,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from shared import auth
+from shared.clock import local_day
 from shared.commands import AlreadyExists, UnitOfWork
-from shared.config import LOCAL_TZ
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
 from shared.http import command, query
 from shared.service import ServiceBase
@@ -371,7 +371,7 @@ class AllianceService(ServiceBase):
         def decide(uow: UnitOfWork) -> dict[str, Any]:
             unit = _require(uow, MemberUnit, body["unit_id"], "unit_id")
             occurred_at = body["occurred_at"]
-            self._report_for(unit, None, occurred_at.astimezone(LOCAL_TZ).date())
+            self._report_for(unit, None, local_day(occurred_at))
             activity_id = body["id"]
             taken = uow.connection.execute(
                 select(activities.c.unit_id).where(activities.c.activity_id == activity_id)

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from shared.aggregate import Aggregate, applies
-from shared.config import LOCAL_TZ
+from shared.clock import local_day
 from shared.errors import DomainError
 
 from .events import (
@@ -36,11 +36,6 @@ from .events import (
 )
 
 BASIS_POINTS = 10_000
-
-
-def local_day(instant: datetime) -> date:
-    """The business day of an instant, in the district's time zone."""
-    return instant.astimezone(LOCAL_TZ).date()
 
 
 def commission_fen(amount_fen: int, rate_bp: int) -> int:

@@ -27,11 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from shared.clock import local_day
 from shared.directory import memberships
 from shared.eventstore import RecordedEvent
 from shared.projections import Projection
-
-from .domain import local_day
 
 model = MetaData()
 

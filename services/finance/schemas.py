@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
 
 import marshmallow as ma
@@ -14,14 +13,10 @@ from services.finance.events import (
     MEETING_TYPES,
     PARTY_TYPES,
 )
-from shared.config import LOCAL_TZ
+from shared.clock import today
 
 ID = ma.validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters of A-Z a-z 0-9 . _ : -")
 NAME = ma.validate.Length(min=1, max=200)
-
-
-def today() -> date:
-    return datetime.now(LOCAL_TZ).date()
 
 
 def _ident(**kwargs: object) -> ma.fields.String:

@@ -13,7 +13,7 @@ from typing import Any
 
 from services.land import events as ev
 from shared.aggregate import Aggregate, applies
-from shared.config import LOCAL_TZ
+from shared.clock import local_day
 from shared.errors import DomainError
 
 ZERO = Decimal("0")
@@ -70,10 +70,6 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February
         return day.replace(year=day.year + years, day=28)
-
-
-def local_day(instant: datetime) -> date:
-    return instant.astimezone(LOCAL_TZ).date()
 
 
 def _check_term(starts_on: date, ends_on: date) -> None:

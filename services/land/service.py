@@ -31,7 +31,7 @@ from services.land.domain import (
     Rules,
     TransferContract,
 )
-from shared import auth, directory
+from shared import auth, clock, directory
 from shared.commands import UnitOfWork
 from shared.config import LOCAL_TZ
 from shared.consumers import subscribe
@@ -44,14 +44,6 @@ from shared.service import ServiceBase
 STAFF = ["exchange_staff"]
 LOCAL = ["exchange_staff", "village_cadre"]
 READERS = sorted(auth.ROLES)
-
-
-def _now() -> datetime:
-    return datetime.now(LOCAL_TZ)
-
-
-def _today(given: date | None = None) -> date:
-    return given or _now().date()
 
 
 def parse_as_of(value: str) -> datetime:
@@ -132,7 +124,7 @@ class LandService(DirectoryMember, ServiceBase):
                 land_class=body["land_class"],
                 basic_farmland=body["basic_farmland"],
                 contract_period_ends_on=body["contract_period_ends_on"],
-                registered_on=_today(body["registered_on"]),
+                registered_on=clock.today(body["registered_on"]),
             )
             return parcel
 
@@ -182,7 +174,7 @@ class LandService(DirectoryMember, ServiceBase):
             parcel = uow.get(Parcel, parcel_id)
             self._scope(parcel.village_id, parcel.district)
             body["entrustment_id"] = body.pop("id")
-            body["granted_on"] = _today(body["granted_on"])
+            body["granted_on"] = clock.today(body["granted_on"])
             parcel.grant_entrustment(**body)
             return parcel
 
@@ -201,7 +193,7 @@ class LandService(DirectoryMember, ServiceBase):
             parcel = uow.get(Parcel, parcel_id)
             self._scope(parcel.village_id, parcel.district)
             self._acting_as(parcel.household_id, "household_id")
-            parcel.revoke_entrustment(entrustment_id, _today(body["revoked_on"]))
+            parcel.revoke_entrustment(entrustment_id, clock.today(body["revoked_on"]))
             return parcel
 
         return self.store.run(decide)
@@ -227,7 +219,7 @@ class LandService(DirectoryMember, ServiceBase):
                 )
             }  # fmt: skip
             terms.update(village_id=parcel.village_id, district=parcel.district)
-            listing.submit(terms, _today(body["submitted_on"]), parcel)
+            listing.submit(terms, clock.today(body["submitted_on"]), parcel)
             return listing
 
         return self.store.run(decide)
@@ -265,7 +257,7 @@ class LandService(DirectoryMember, ServiceBase):
         return self._listing_command(
             listing_id,
             lambda listing, parcel: listing.review(
-                body["approved"], body["opinion"], _today(body["reviewed_on"]), parcel
+                body["approved"], body["opinion"], clock.today(body["reviewed_on"]), parcel
             ),
         )
 
@@ -275,7 +267,7 @@ class LandService(DirectoryMember, ServiceBase):
     )  # fmt: skip
     def publish_listing(self, request: Any, listing_id: str, body: dict[str, Any]) -> Any:
         """Publish an approved listing with its registration and auction windows."""
-        now = _now()
+        now = clock.now()
         return self._listing_command(listing_id, lambda listing, _: listing.publish(body, now))
 
     @command(
@@ -288,7 +280,7 @@ class LandService(DirectoryMember, ServiceBase):
         changes = {k: v for k, v in body.items() if v is not None}
         if not changes:
             raise Unprocessable("nothing to amend", errors={"_schema": ["no change given"]})
-        now = _now()
+        now = clock.now()
         return self._listing_command(
             listing_id, lambda listing, parcel: listing.amend(changes, reason, now, parcel)
         )
@@ -300,7 +292,7 @@ class LandService(DirectoryMember, ServiceBase):
     def suspend_listing(self, request: Any, listing_id: str, body: dict[str, Any]) -> Any:
         """Suspend trading on a listing."""
         return self._listing_command(
-            listing_id, lambda listing, _: listing.suspend(body["reason"], _today())
+            listing_id, lambda listing, _: listing.suspend(body["reason"], clock.today())
         )
 
     @command(
@@ -309,7 +301,7 @@ class LandService(DirectoryMember, ServiceBase):
     )  # fmt: skip
     def resume_listing(self, request: Any, listing_id: str, body: dict[str, Any]) -> Any:
         """Resume a suspended listing with new windows."""
-        now = _now()
+        now = clock.now()
         return self._listing_command(listing_id, lambda listing, _: listing.resume(body, now))
 
     @command(
@@ -320,7 +312,7 @@ class LandService(DirectoryMember, ServiceBase):
         """End a listing without a deal; the parcel's area is free again."""
         return self._listing_command(
             listing_id,
-            lambda listing, parcel: listing.terminate(body["reason"], _today(), parcel),
+            lambda listing, parcel: listing.terminate(body["reason"], clock.today(), parcel),
         )
 
     @command(
@@ -330,7 +322,7 @@ class LandService(DirectoryMember, ServiceBase):
     def register_bidder(self, request: Any, listing_id: str, body: dict[str, Any]) -> Any:
         """Register an intention to take the land, during registration."""
         self._acting_as(body["bidder_id"], "bidder_id")
-        now = _now()
+        now = clock.now()
         return self._listing_command(
             listing_id,
             lambda listing, _: listing.register_bidder(
@@ -346,7 +338,7 @@ class LandService(DirectoryMember, ServiceBase):
         self, request: Any, listing_id: str, bidder_id: str, body: dict[str, Any]
     ) -> Any:
         """Record a bidder's deposit; with it the bidder is qualified."""
-        received_at = body["received_at"] or _now()
+        received_at = body["received_at"] or clock.now()
         return self._listing_command(
             listing_id,
             lambda listing, _: listing.receive_deposit(bidder_id, body["amount_fen"], received_at),
@@ -365,7 +357,7 @@ class LandService(DirectoryMember, ServiceBase):
             listing = uow.get(Listing, listing_id)
             # The bid's time is when this attempt decides: a retried conflict re-reads the clock.
             return listing.place_bid(
-                body["bidder_id"], body["amount_fen_per_mu_year"], _now(), rules
+                body["bidder_id"], body["amount_fen_per_mu_year"], clock.now(), rules
             )
 
         return self.store.run(decide)
@@ -380,7 +372,10 @@ class LandService(DirectoryMember, ServiceBase):
         return self._listing_command(
             listing_id,
             lambda listing, _: listing.award_negotiated(
-                body["bidder_id"], body["amount_fen_per_mu_year"], _today(body["awarded_on"]), rules
+                body["bidder_id"],
+                body["amount_fen_per_mu_year"],
+                clock.today(body["awarded_on"]),
+                rules,
             ),
         )
 
@@ -393,7 +388,7 @@ class LandService(DirectoryMember, ServiceBase):
         return self._listing_command(
             listing_id,
             lambda listing, _: listing.record_winner_payment(
-                body["amount_fen"], _today(body["paid_on"])
+                body["amount_fen"], clock.today(body["paid_on"])
             ),
         )
 
@@ -407,7 +402,7 @@ class LandService(DirectoryMember, ServiceBase):
         """Refund a bidder's deposit, once."""
         return self._listing_command(
             listing_id,
-            lambda listing, _: listing.refund_deposit(bidder_id, _today(body["refunded_on"])),
+            lambda listing, _: listing.refund_deposit(bidder_id, clock.today(body["refunded_on"])),
         )
 
     # -- corporate review ---------------------------------------------------------------------
@@ -423,7 +418,7 @@ class LandService(DirectoryMember, ServiceBase):
             village = directory.require_village(uow.connection, body["village_id"])
             self._scope(village.village_id, village.district)
             review = uow.create(CorporateReview, body.pop("id"))
-            body["submitted_on"] = _today(body["submitted_on"])
+            body["submitted_on"] = clock.today(body["submitted_on"])
             review.submit(**body)
             return review
 
@@ -438,7 +433,7 @@ class LandService(DirectoryMember, ServiceBase):
 
         def decide(uow: UnitOfWork) -> CorporateReview:
             review = uow.get(CorporateReview, review_id)
-            review.decide(body["approved"], body["opinion"], _today(body["decided_on"]))
+            review.decide(body["approved"], body["opinion"], clock.today(body["decided_on"]))
             return review
 
         return self.store.run(decide)
@@ -455,7 +450,7 @@ class LandService(DirectoryMember, ServiceBase):
         rules = self.rules
 
         def decide(uow: UnitOfWork) -> TransferContract:
-            signed_on = _today(body["signed_on"])
+            signed_on = clock.today(body["signed_on"])
             if body["listing_id"]:
                 listing, parcel = self._listing(uow, body["listing_id"])
                 facts = self._facts_from_award(listing, body)
@@ -556,7 +551,7 @@ class LandService(DirectoryMember, ServiceBase):
         on = args["on"]
         with self.store.events.engine.connect() as db:
             if args["cluster_id"]:
-                villages = directory.members_of(db, args["cluster_id"], on or _today())
+                villages = directory.members_of(db, args["cluster_id"], on or clock.today())
             else:
                 villages = [args["village_id"]]
             statement = select(views.contracts).where(c.village_id.in_(villages))
@@ -591,7 +586,7 @@ class LandService(DirectoryMember, ServiceBase):
     def file_contract(self, request: Any, contract_id: str, body: dict[str, Any]) -> Any:
         """File (备案) a signed contract."""
         return self._contract_command(
-            contract_id, lambda contract, *_: contract.file(_today(body["filed_on"]))
+            contract_id, lambda contract, *_: contract.file(clock.today(body["filed_on"]))
         )
 
     @command(
@@ -603,7 +598,7 @@ class LandService(DirectoryMember, ServiceBase):
         return self._contract_command(
             contract_id,
             lambda contract, *_: contract.certify(
-                body["certificate_no"], _today(body["issued_on"])
+                body["certificate_no"], clock.today(body["issued_on"])
             ),
         )
 
@@ -616,7 +611,7 @@ class LandService(DirectoryMember, ServiceBase):
 
         def act(contract: TransferContract, parcel: Parcel, pledge: Any) -> None:
             self._acting_as(parcel.household_id, "contract_id")
-            contract.terminate(body["reason"], _today(body["terminated_on"]), pledge, parcel)
+            contract.terminate(body["reason"], clock.today(body["terminated_on"]), pledge, parcel)
 
         return self._contract_command(contract_id, act, pledge_check=True)
 
@@ -632,7 +627,7 @@ class LandService(DirectoryMember, ServiceBase):
                 body["transferee_id"],
                 body["transferee_type"],
                 body["household_consent"],
-                _today(body["reassigned_on"]),
+                clock.today(body["reassigned_on"]),
                 pledge,
             ),
             pledge_check=True,
@@ -660,7 +655,7 @@ class LandService(DirectoryMember, ServiceBase):
         return self._contract_command(
             contract_id,
             lambda contract, *_: contract.pay_rent(
-                body["invoice_id"], body["amount_fen"], _today(body["paid_on"])
+                body["invoice_id"], body["amount_fen"], clock.today(body["paid_on"])
             ),
         )
 
@@ -686,7 +681,7 @@ class LandService(DirectoryMember, ServiceBase):
     @query("/api/v1/land/villages/<village_id>/transfer-rate", args=s.OnArgs, roles=READERS)
     def transfer_rate(self, request: Any, village_id: str, args: dict[str, Any]) -> dict[str, Any]:
         """Area under contracts in force on a day over the village's contracted area."""
-        on = args["on"] or _today()
+        on = args["on"] or clock.today()
         c = views.contracts.c
         with self.store.events.engine.connect() as db:
             village = directory.find_village(db, village_id)
@@ -725,7 +720,7 @@ class LandService(DirectoryMember, ServiceBase):
                 if body["area_mu"] > parcel.area_mu:
                     raise DomainError(f"the parcel has {parcel.area_mu} mu", "area_mu")
             case = uow.create(AbandonmentCase, body.pop("id"))
-            body["reported_on"] = _today(body["reported_on"])
+            body["reported_on"] = clock.today(body["reported_on"])
             case.report(district=village.district, **body)
             return case
 
@@ -749,7 +744,7 @@ class LandService(DirectoryMember, ServiceBase):
         return self._case_command(
             case_id,
             lambda case: case.assign(
-                body["mode"], body["assignee_id"], _today(body["assigned_on"])
+                body["mode"], body["assignee_id"], clock.today(body["assigned_on"])
             ),
         )
 
@@ -761,7 +756,7 @@ class LandService(DirectoryMember, ServiceBase):
         """Confirm the land is farmed again: the ledger item is closed."""
         return self._case_command(
             case_id,
-            lambda case: case.confirm_reclaimed(body["area_mu"], _today(body["confirmed_on"])),
+            lambda case: case.confirm_reclaimed(body["area_mu"], clock.today(body["confirmed_on"])),
         )
 
     @query("/api/v1/land/villages/<village_id>/abandoned-land", roles=READERS)
@@ -811,7 +806,7 @@ class LandService(DirectoryMember, ServiceBase):
         closing, awards, forfeits after the payment deadline, rent invoices and arrears. Each
         change is emitted once, however often this runs."""
         as_of = parse_as_of(body["as_of"])
-        today = as_of.astimezone(LOCAL_TZ).date()
+        today = clock.local_day(as_of)
         rules = self.rules
         listing_ids, contract_ids = self._sweep_candidates(as_of, today, rules)
         emitted = 0

@@ -34,7 +34,7 @@ from services.ranking.scoring import (
     score_board,
     window_of,
 )
-from shared.config import LOCAL_TZ
+from shared.clock import local_day
 from shared.directory import clusters, memberships, units
 from shared.eventstore import EventStore
 
@@ -74,7 +74,7 @@ def _version(row: Any) -> CompetitionVersion:
         row.name,
         row.rules,
         row.status,
-        defined.astimezone(LOCAL_TZ).date(),
+        local_day(defined),
     )
 
 

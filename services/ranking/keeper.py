@@ -36,8 +36,8 @@ from services.ranking.projections import (
     record_facts,
 )
 from services.ranking.scoring import parse_period, window_of
+from shared.clock import today
 from shared.commands import CommandContext, execute
-from shared.config import LOCAL_TZ
 from shared.errors import Conflict, DomainError
 from shared.eventstore import EventStore
 from shared.notification_log import NotificationLogClient
@@ -50,10 +50,6 @@ NOTIFY_CHANNEL = "ranking_board_changes"
 BOARD_LOCK = 7_205_761_001
 SLOW_TICK_SECONDS = 1.0
 PERIOD_TICK_SECONDS = 30.0
-
-
-def today() -> date:
-    return datetime.now(LOCAL_TZ).date()
 
 
 def system_context(what: str) -> CommandContext:

@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
 from services.ranking.scoring import SOURCES
-from shared.config import LOCAL_TZ
+from shared.clock import local_day
 from shared.eventstore import EventStore, RecordedEvent
 from shared.projections import Projection
 
@@ -187,7 +187,7 @@ def _local_day(instant: str) -> date:
     moment = datetime.fromisoformat(instant)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(LOCAL_TZ).date()
+    return local_day(moment)
 
 
 def _scaled(source: str, value: Any) -> int:

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from services.ranking import boards
 from services.ranking.domain import Bulletin, Competition
-from services.ranking.keeper import BoardKeeper, today
+from services.ranking.keeper import BoardKeeper
 from services.ranking.projections import (
     COMPETITIONS,
     CONSUMED,
@@ -32,6 +32,7 @@ from services.ranking.schemas import (
 )
 from services.ranking.scoring import parse_period, window_of
 from services.ranking.stream import READERS
+from shared.clock import today
 from shared.commands import UnitOfWork
 from shared.consumers import subscribe
 from shared.directory import DIRECTORY, DIRECTORY_EVENTS, DirectoryMember

@@ -80,6 +80,7 @@ from services.trusteeship.schemas import (
     VillageSiteIn,
 )
 from shared import directory
+from shared.clock import local_day, now, today
 from shared.commands import UnitOfWork
 from shared.config import LOCAL_TZ
 from shared.directory import DIRECTORY, DirectoryMember
@@ -100,18 +101,6 @@ READERS = [
     "service",
 ]
 SCHEDULES: dict[str, type[Schedule]] = {"team": Team, "machine": Machine, "operator": Operator}
-
-
-def today(value: date | None) -> date:
-    return value or datetime.now(LOCAL_TZ).date()
-
-
-def now(value: datetime | None) -> datetime:
-    return value or datetime.now(LOCAL_TZ)
-
-
-def local_day(instant: datetime) -> date:
-    return instant.astimezone(LOCAL_TZ).date()
 
 
 def plain(value: Any) -> Any:
