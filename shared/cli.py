@@ -1,4 +1,4 @@
-"""The ``clustergov`` command: up, migrate, replay, dlq, events, token."""
+"""The ``clustergov`` command: up, relay, migrate, replay, dlq, events, bank, token."""
 
 from __future__ import annotations
 
@@ -99,6 +99,59 @@ def cmd_up(args: argparse.Namespace) -> int:
     mode = "embedded" if settings.embedded_broker else settings.amqp_uri.split("@")[-1]
     log.info("clustergov up: %s on http://%s (%s)", ", ".join(names), settings.http_address, mode)
     runner.wait()
+    return 0
+
+
+class RelayGroup:
+    """The outbox relays of some services, run without their APIs (``clustergov relay``)."""
+
+    def __init__(self, relays: list[Any]) -> None:
+        import eventlet
+
+        self.relays = relays
+        self.threads = [eventlet.spawn(relay.run) for relay in relays]
+
+    def stop(self) -> None:
+        for relay in self.relays:
+            relay.stop()
+
+    def wait(self) -> None:
+        for thread in self.threads:
+            thread.wait()
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from shared.config import ConfigurationError, Settings
+    from shared.dependencies import database_probe
+    from shared.eventstore import EventStore
+    from shared.relay import relays_for
+    from shared.web import FrontDoor, bind_address, broker_probe
+
+    settings = Settings.from_env()
+    settings.check()
+    if settings.embedded_broker:
+        raise ConfigurationError(
+            "clustergov relay publishes to a real broker: set CLUSTERGOV_AMQP_URI "
+            "(the embedded broker lives inside `clustergov up`, which relays itself)"
+        )
+    door = FrontDoor.at(bind_address(settings.http_address))
+    door.add_probe("broker", partial(broker_probe, settings.amqp_uri))
+    relays, stores = [], []
+    for cls in map(_service_class, _services(args.services)):
+        store = EventStore.from_url(settings.database_url_for(cls.name), cls.name)
+        stores.append(store)
+        door.add_probe(f"{cls.name}.database", partial(database_probe, store))
+        relays.extend(relays_for(store, settings.amqp_uri, getattr(cls, "feeds", ())))
+    door.open()
+    group = RelayGroup(relays)
+    stop_on_signal(group)
+    log.info("clustergov relay: %s", ", ".join(relay.service for relay in relays))
+    group.wait()
+    door.close()
+    for store in stores:
+        store.dispose()
     return 0
 
 
@@ -252,6 +305,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--services", help="comma-separated services, e.g. land,finance (default all)")
     up.add_argument("--migrate", action="store_true", help="apply migrations before starting")
     up.set_defaults(handler=cmd_up)
+
+    relay = commands.add_parser(
+        "relay", help="run services' outbox relays only (their API processes set RELAY=off)"
+    )
+    relay.add_argument("--services", help="comma-separated services (default all)")
+    relay.set_defaults(handler=cmd_relay)
 
     migrate = commands.add_parser("migrate", help="create or upgrade each service's database")
     migrate.add_argument("--services", help="comma-separated services (default all)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from nameko.extensions import DependencyProvider
@@ -21,11 +22,18 @@ from shared.commands import (
 from shared.errors import AggregateNotFound
 from shared.eventstore import EventStore
 from shared.migrate import upgrade
-from shared.relay import Relay
+from shared.relay import Relay, relays_for
 from shared.web import FrontDoor
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
+
+
+def database_probe(store: EventStore) -> str | None:
+    """Readiness: the service's database answers."""
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    return None
 
 
 class Store(DependencyProvider):
@@ -33,8 +41,8 @@ class Store(DependencyProvider):
 
     def __init__(self) -> None:
         self.store: EventStore | None = None
-        self.relay: Relay | None = None
-        self._relay_thread: Any = None
+        self.relays: list[Relay] = []
+        self._relay_threads: list[Any] = []
 
     def setup(self) -> None:
         config = self.container.config
@@ -47,34 +55,33 @@ class Store(DependencyProvider):
             projection.create_tables(self.store.engine)
             self.store.projections.append(projection)
         door = FrontDoor.for_config(config)
-        door.add_probe(f"{service}.database", self._probe)
-
-    def _probe(self) -> str | None:
-        assert self.store is not None
-        with self.store.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        return None
+        door.add_probe(f"{service}.database", partial(database_probe, self.store))
 
     def start(self) -> None:
-        """Run this service's outbox relay (leader-elected, so every replica may run one)."""
+        """Run this service's outbox relays (its events, then its feeds), leader-elected, so
+        every replica may run them; ``CLUSTERGOV_RELAY=off`` leaves them to ``clustergov relay``."""
         config = self.container.config
-        if self.store is not None and config.get("RELAY", True):
-            self.relay = Relay(self.store, config["AMQP_URI"])
-            self._relay_thread = self.container.spawn_managed_thread(
-                self.relay.run, identifier=f"relay {self.container.service_name}"
-            )
+        if self.store is None or not config.get("RELAY", True):
+            return
+        feeds = getattr(self.container.service_cls, "feeds", ())
+        self.relays = relays_for(self.store, config["AMQP_URI"], feeds)
+        self._relay_threads = [
+            self.container.spawn_managed_thread(relay.run, identifier=f"relay {relay.service}")
+            for relay in self.relays
+        ]
 
     def stop(self) -> None:
-        if self.relay is not None:
-            self.relay.stop()
-            self._relay_thread.wait()
-            self.relay = None
+        for relay in self.relays:
+            relay.stop()
+        for thread in self._relay_threads:
+            thread.wait()
+        self.relays, self._relay_threads = [], []
         if self.store is not None:
             self.store.dispose()
 
     def kill(self) -> None:
-        if self.relay is not None:
-            self.relay.stop()
+        for relay in self.relays:
+            relay.stop()
         if self.store is not None:
             self.store.dispose()
 

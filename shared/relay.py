@@ -18,6 +18,8 @@ import os
 import threading
 import time
 import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +43,36 @@ WAKE_COALESCE_SECONDS = 0.010
 
 #: Advisory-lock key space for relay leadership (one key per service name).
 LOCK_NAMESPACE = 0x636C7573  # "clus"
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Another destination for a service's events besides ``<service>.events`` (a feed for
+    outside consumers): its own relay, checkpoint and leadership. Services declare theirs as
+    ``feeds = [...]`` on the class."""
+
+    name: str
+    exchange: Exchange
+    route: Router
+    encoder: Encoder
+
+
+def relays_for(store: EventStore, amqp_uri: str, feeds: Iterable[Feed] = ()) -> list[Relay]:
+    """The relays of one service: its events exchange, then each of its feeds."""
+    return [
+        Relay(store, amqp_uri),
+        *(
+            Relay(
+                store,
+                amqp_uri,
+                name=feed.name,
+                exchange=feed.exchange,
+                route=feed.route,
+                encoder=feed.encoder,
+            )
+            for feed in feeds
+        ),
+    ]
 
 
 def failpoint(name: str) -> None:

@@ -87,15 +87,23 @@ class FrontDoor:
     def register(self, server: ApiServer) -> None:
         self.servers.append(server)
         self.rebuild()
-        if self._sock is None:
-            self._sock = eventlet.listen(self.address)
-            self._gt = eventlet.spawn(self._serve, self._sock)
+        self.open()
 
     def unregister(self, server: ApiServer) -> None:
         if server in self.servers:
             self.servers.remove(server)
             self.rebuild()
-        if not self.servers and self._sock is not None:
+        if not self.servers:
+            self.close()
+
+    def open(self) -> None:
+        """Start listening (also for a process with no API, only /healthz, /readyz, /metrics)."""
+        if self._sock is None:
+            self._sock = eventlet.listen(self.address)
+            self._gt = eventlet.spawn(self._serve, self._sock)
+
+    def close(self) -> None:
+        if self._sock is not None:
             sock, gt = self._sock, self._gt
             self._sock = self._gt = None
             self._by_address.pop(self.address, None)

@@ -129,3 +129,71 @@ def test_up_on_rabbitmq_and_postgresql(tmp_path: Path, postgres_server: str) -> 
     finally:
         code, _ = stop(process)
     assert code == 0
+
+
+@pytest.mark.rabbitmq
+def test_relay_process_publishes_for_api_processes_that_do_not(
+    tmp_path: Path, postgres_server: str, broker: str
+) -> None:
+    """docker-compose's layout: API containers with CLUSTERGOV_RELAY=off, one `clustergov relay`."""
+    from tests.conftest import SECRET, captured_events
+
+    database = fresh_postgres_database(postgres_server, "clustergov_cli_sample")
+    api_port, relay_port = free_port(), free_port()
+    common = {
+        "CLUSTERGOV_AMQP_URI": broker,
+        "CLUSTERGOV_DATABASE_URL": database.replace("sample", "{service}"),
+        "CLUSTERGOV_SECRET": SECRET,
+    }
+    api = subprocess.Popen(
+        [*CLI, "up", "--services", "tests.sample:SampleService"],
+        env=clean_env(
+            tmp_path,
+            **common,
+            CLUSTERGOV_RELAY="off",
+            CLUSTERGOV_HTTP_ADDRESS=f"127.0.0.1:{api_port}",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    relay = None
+    try:
+        base = f"http://127.0.0.1:{api_port}"
+        wait_ready(base, api)
+        writer = {"Authorization": "Bearer " + auth.mint(SECRET, role="village_cadre")}
+        with captured_events(broker, "sample") as take:
+            opened = requests.post(
+                base + "/api/v1/sample/ledgers",
+                json={"id": "L-relay", "owner": "o", "district": "D1"},
+                headers=writer,
+                timeout=10,
+            )
+            assert opened.status_code == 201, opened.text
+            with pytest.raises(AssertionError, match="0 of 1"):
+                take(1, timeout=1.5)  # nobody relays yet
+            relay = subprocess.Popen(
+                [*CLI, "relay", "--services", "tests.sample:SampleService"],
+                env=clean_env(
+                    tmp_path, **common, CLUSTERGOV_HTTP_ADDRESS=f"127.0.0.1:{relay_port}"
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            checks = wait_ready(f"http://127.0.0.1:{relay_port}", relay)["checks"]
+            assert set(checks) == {"broker", "sample.database"}
+            (message,) = take(1, timeout=15)
+            assert (message["type"], message["stream_id"]) == ("LedgerOpened", "L-relay")
+        code, _ = stop(relay)
+        assert code == 0
+    finally:
+        if relay is not None and relay.poll() is None:
+            relay.kill()
+        stop(api)
+
+
+def test_relay_refuses_the_embedded_broker(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*CLI, "relay"], env=clean_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "CLUSTERGOV_AMQP_URI" in out.stderr

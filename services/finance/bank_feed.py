@@ -25,14 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from kombu import Exchange
-from nameko.extensions import DependencyProvider
 
 from services.finance import events as finance_events
 from shared import contracts
 from shared import events as event_types
-from shared.dependencies import Store
 from shared.eventstore import RecordedEvent
-from shared.relay import Relay
+from shared.relay import Feed
 
 EXCHANGE_NAME = "clustergov.bank-feed"
 FEED_EXCHANGE = Exchange(EXCHANGE_NAME, type="topic", durable=True)
@@ -71,39 +69,8 @@ def encode(event: RecordedEvent) -> bytes:
     return json.dumps(bank_envelope(event), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class BankFeedRelay(DependencyProvider):
-    """Runs the bank-feed relay next to the service's own (leader-elected the same way)."""
-
-    def __init__(self) -> None:
-        self.relay: Relay | None = None
-        self._thread: Any = None
-
-    def start(self) -> None:
-        config = self.container.config
-        store = next((d.store for d in self.container.dependencies if isinstance(d, Store)), None)
-        if store is None or not config.get("RELAY", True):
-            return
-        self.relay = Relay(
-            store,
-            config["AMQP_URI"],
-            name=RELAY_NAME,
-            exchange=FEED_EXCHANGE,
-            route=route,
-            encoder=encode,
-        )
-        self._thread = self.container.spawn_managed_thread(
-            self.relay.run, identifier=f"relay {RELAY_NAME}"
-        )
-
-    def stop(self) -> None:
-        if self.relay is not None:
-            self.relay.stop()
-            self._thread.wait()
-            self.relay = None
-
-    def kill(self) -> None:
-        if self.relay is not None:
-            self.relay.stop()
+#: Declared on the finance service: run beside its own relay, wherever its relays run.
+BANK_FEED = Feed(name=RELAY_NAME, exchange=FEED_EXCHANGE, route=route, encoder=encode)
 
 
 # -- the contract: JSON Schema per event and an AsyncAPI document --------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from services.finance import schemas
-from services.finance.bank_feed import BankFeedRelay, bank_envelope
+from services.finance.bank_feed import BANK_FEED, bank_envelope
 from services.finance.domain import (
     CollectiveEntry,
     ContractPledge,
@@ -134,7 +134,7 @@ def _active_pledge(db: Connection, loan_id: str) -> Any:
 class FinanceService(directory.DirectoryMember, ServiceBase):
     name = "finance"
     projections = [directory.DIRECTORY, VIEWS, LAND_CONTRACTS]
-    bank_feed_relay = BankFeedRelay()
+    feeds = [BANK_FEED]
 
     # -- helpers -------------------------------------------------------------------------------
 
