@@ -648,7 +648,7 @@ def test_prometheus_scrapes_every_compose_service() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     [job] = [j for j in config["scrape_configs"] if j["job_name"] == "clustergov"]
     targets = {t for group in job["static_configs"] for t in group["targets"]}
-    assert targets == {f"{s}:8000" for s in SERVICES}
+    assert targets == {f"{s}:8000" for s in (*SERVICES, "relay")}
 
 
 # -- Dockerfile and docker-compose ---------------------------------------------------------
@@ -725,6 +725,12 @@ def test_compose_services_start_in_order_and_are_locked_down() -> None:
         env = c["environment"]
         assert env["CLUSTERGOV_DATABASE_URL"].endswith("@postgres:5432/clustergov_{service}")
         assert env["CLUSTERGOV_AMQP_URI"].endswith("@rabbitmq:5672/")
+        assert env["CLUSTERGOV_RELAY"] == "off", "the relay container publishes"
+    relay = config["relay"]
+    assert relay["command"] == ["relay"] and relay["environment"]["CLUSTERGOV_RELAY"] == "on"
+    assert relay["environment"]["CLUSTERGOV_DATABASE_URL"] == env["CLUSTERGOV_DATABASE_URL"]
+    assert relay["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert relay["read_only"] is True and "/readyz" in " ".join(relay["healthcheck"]["test"])
     init = (DEPLOY / "postgres" / "create-databases.sh").read_text()
     assert set(re.search(r"for service in ([a-z ]+);", init).group(1).split()) == set(SERVICES)
 
