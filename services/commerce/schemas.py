@@ -8,149 +8,126 @@ from typing import Any
 
 import marshmallow as ma
 
+from shared.fields import basis_points, count, fen, identifier, instant, text
+
 from .events import CHANNELS, LABEL_TYPES, PRODUCER_TYPES
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-
-
-def Id(**kwargs: Any) -> ma.fields.String:  # noqa: N802 - reads like a field class
-    return ma.fields.String(
-        validate=ma.validate.Regexp(ID_PATTERN, error="1-64 of A-Z a-z 0-9 . _ : -"), **kwargs
-    )
-
-
-def Fen(minimum: int = 0, **kwargs: Any) -> ma.fields.Integer:  # noqa: N802
-    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=minimum), **kwargs)
-
-
-def Count(minimum: int = 0, **kwargs: Any) -> ma.fields.Integer:  # noqa: N802
-    return ma.fields.Integer(
-        strict=True, validate=ma.validate.Range(min=minimum, max=10_000_000), **kwargs
-    )
-
-
-def Instant(**kwargs: Any) -> ma.fields.AwareDateTime:  # noqa: N802
-    return ma.fields.AwareDateTime(load_default=None, **kwargs)
-
-
-def Text(**kwargs: Any) -> ma.fields.String:  # noqa: N802
-    return ma.fields.String(validate=ma.validate.Length(min=1, max=200), **kwargs)
+#: Stock, quantities and viewers are counts up to ten million.
+COUNT_MAX = 10_000_000
 
 
 class OpenShop(ma.Schema):
-    id = Id(required=True)
-    district = Id(required=True)
-    village_id = Id(load_default=None)
-    name = Text(required=True)
+    id = identifier(required=True)
+    district = identifier(required=True)
+    village_id = identifier(load_default=None)
+    name = text(required=True)
     channel = ma.fields.String(required=True, validate=ma.validate.OneOf(CHANNELS))
-    platform = Id(load_default=None)
-    operator_id = Id(load_default=None)
+    platform = identifier(load_default=None)
+    operator_id = identifier(load_default=None)
     operator_type = ma.fields.String(load_default=None, validate=ma.validate.OneOf(PRODUCER_TYPES))
-    commission_rate_bp = ma.fields.Integer(
-        strict=True, load_default=0, validate=ma.validate.Range(min=0, max=10_000)
-    )
+    commission_rate_bp = basis_points(load_default=0)
     after_sale_days = ma.fields.Integer(
         strict=True, load_default=7, validate=ma.validate.Range(min=0, max=90)
     )
-    opened_at = Instant()
+    opened_at = instant()
 
 
 class ListProduct(ma.Schema):
-    id = Id(required=True)
-    shop_id = Id(required=True)
-    name = Text(required=True)
-    village_id = Id(required=True)
-    producer_id = Id(required=True)
+    id = identifier(required=True)
+    shop_id = identifier(required=True)
+    name = text(required=True)
+    village_id = identifier(required=True)
+    producer_id = identifier(required=True)
     producer_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PRODUCER_TYPES))
     label_type = ma.fields.String(load_default=None, validate=ma.validate.OneOf(LABEL_TYPES))
-    label = Text(load_default=None)
-    price_fen = Fen(1, required=True)
-    stock = Count(required=True)
-    listed_at = Instant()
+    label = text(load_default=None)
+    price_fen = fen(1, required=True)
+    stock = count(0, COUNT_MAX, required=True)
+    listed_at = instant()
 
 
 class Delist(ma.Schema):
-    reason = Text(required=True)
-    delisted_at = Instant()
+    reason = text(required=True)
+    delisted_at = instant()
 
 
 class Restock(ma.Schema):
-    quantity = Count(1, required=True)
+    quantity = count(1, COUNT_MAX, required=True)
 
 
 class ScheduleSession(ma.Schema):
-    id = Id(required=True)
-    shop_id = Id(required=True)
-    village_id = Id(load_default=None)
-    title = Text(required=True)
-    host = Text(required=True)
+    id = identifier(required=True)
+    shop_id = identifier(required=True)
+    village_id = identifier(load_default=None)
+    title = text(required=True)
+    host = text(required=True)
     scheduled_start_at = ma.fields.AwareDateTime(required=True)
     scheduled_end_at = ma.fields.AwareDateTime(required=True)
 
 
 class StartSession(ma.Schema):
-    started_at = Instant()
+    started_at = instant()
 
 
 class EndSession(ma.Schema):
-    ended_at = Instant()
-    viewers = Count(required=True)
-    peak_viewers = Count(load_default=0)
+    ended_at = instant()
+    viewers = count(0, COUNT_MAX, required=True)
+    peak_viewers = count(0, COUNT_MAX, load_default=0)
 
 
 class OrderLineIn(ma.Schema):
-    line_id = Id(load_default=None)
-    product_id = Id(required=True)
-    quantity = Count(1, required=True)
+    line_id = identifier(load_default=None)
+    product_id = identifier(required=True)
+    quantity = count(1, COUNT_MAX, required=True)
 
 
 class PlaceOrder(ma.Schema):
-    id = Id(required=True)
-    shop_id = Id(required=True)
-    live_session_id = Id(load_default=None)
-    buyer_ref = Text(load_default=None)
-    placed_at = Instant()
+    id = identifier(required=True)
+    shop_id = identifier(required=True)
+    live_session_id = identifier(load_default=None)
+    buyer_ref = text(load_default=None)
+    placed_at = instant()
     lines = ma.fields.List(
         ma.fields.Nested(OrderLineIn), required=True, validate=ma.validate.Length(min=1, max=100)
     )
 
 
 class PayOrder(ma.Schema):
-    paid_at = Instant()
-    amount_fen = Fen(0, load_default=None)
+    paid_at = instant()
+    amount_fen = fen(0, load_default=None)
 
 
 class CancelOrder(ma.Schema):
-    reason = Text(required=True)
-    cancelled_at = Instant()
+    reason = text(required=True)
+    cancelled_at = instant()
 
 
 class ShipOrder(ma.Schema):
-    shipped_at = Instant()
-    carrier = Text(load_default=None)
-    tracking_number = Text(load_default=None)
+    shipped_at = instant()
+    carrier = text(load_default=None)
+    tracking_number = text(load_default=None)
 
 
 class DeliverOrder(ma.Schema):
-    delivered_at = Instant()
+    delivered_at = instant()
 
 
 class RefundLineIn(ma.Schema):
-    line_id = Id(required=True)
-    amount_fen = Fen(1, required=True)
+    line_id = identifier(required=True)
+    amount_fen = fen(1, required=True)
 
 
 class RequestRefund(ma.Schema):
-    id = Id(required=True)
-    amount_fen = Fen(1, required=True)
-    reason = Text(required=True)
-    requested_at = Instant()
+    id = identifier(required=True)
+    amount_fen = fen(1, required=True)
+    reason = text(required=True)
+    requested_at = instant()
     lines = ma.fields.List(ma.fields.Nested(RefundLineIn), load_default=None)
 
 
 class DecideRefund(ma.Schema):
-    reason = Text(load_default="approved")
-    decided_at = Instant()
+    reason = text(load_default="approved")
+    decided_at = instant()
 
 
 class AsOf(ma.Schema):
@@ -164,9 +141,9 @@ class CompleteOrder(ma.Schema):
 class ImportOrders(ma.Schema):
     """A platform's batch: ``rows`` as JSON objects, or ``content`` as CSV text with a header."""
 
-    id = Id(required=True)
-    platform = Id(required=True)
-    shop_id = Id(required=True)
+    id = identifier(required=True)
+    platform = identifier(required=True)
+    shop_id = identifier(required=True)
     format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(("json", "csv")))
     rows = ma.fields.List(ma.fields.Dict(), load_default=None)
     content = ma.fields.String(load_default=None, validate=ma.validate.Length(max=5_000_000))
@@ -185,13 +162,13 @@ class ImportRow(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    external_id = Id(required=True)
-    product_id = Id(required=True)
+    external_id = identifier(required=True)
+    product_id = identifier(required=True)
     quantity = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=1_000_000))
     amount_fen = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
     placed_at = ma.fields.AwareDateTime(required=True)
     paid_at = ma.fields.AwareDateTime(load_default=None)
-    buyer_ref = Text(load_default=None)
+    buyer_ref = text(load_default=None)
 
     @ma.pre_load
     def blanks_are_missing(self, data: Any, **kwargs: Any) -> Any:
@@ -208,7 +185,7 @@ class PeriodArgs(ma.Schema):
     group = ma.fields.String(
         load_default="village", validate=ma.validate.OneOf(("village", "cluster"))
     )
-    district = Id(load_default=None)
+    district = identifier(load_default=None)
     limit = ma.fields.Integer(load_default=10, validate=ma.validate.Range(min=1, max=100))
 
     @ma.post_load

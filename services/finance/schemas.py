@@ -13,196 +13,157 @@ from services.finance.events import (
     MEETING_TYPES,
     PARTY_TYPES,
 )
-from shared.clock import today
-
-ID = ma.validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters of A-Z a-z 0-9 . _ : -")
-NAME = ma.validate.Length(min=1, max=200)
-
-
-def _ident(**kwargs: object) -> ma.fields.String:
-    return ma.fields.String(validate=ID, **kwargs)  # type: ignore[arg-type]
-
-
-def _text(**kwargs: object) -> ma.fields.String:
-    return ma.fields.String(validate=NAME, **kwargs)  # type: ignore[arg-type]
-
-
-def _count(minimum: int = 0, **kwargs: object) -> ma.fields.Integer:
-    return ma.fields.Integer(
-        strict=True,
-        validate=ma.validate.Range(min=minimum),
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def _fen(minimum: int = 1) -> ma.fields.Integer:
-    return _count(minimum, required=True)
-
-
-def _bp(**kwargs: object) -> ma.fields.Integer:
-    return ma.fields.Integer(
-        strict=True,
-        validate=ma.validate.Range(min=0, max=10_000),
-        **kwargs,  # type: ignore
-    )
-
-
-def _day() -> ma.fields.Date:
-    return ma.fields.Date(load_default=today, metadata={"description": "default: today"})
-
-
-class Body(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
-
+from shared.fields import Body, basis_points, count, day, fen, identifier, text
 
 # -- catalogue --------------------------------------------------------------------------------
 
 
 class FundIn(Body):
-    id = _ident(required=True)
-    district = _ident(required=True)
-    name = _text(required=True)
-    leverage_times = _count(1, load_default=10)
-    floor_bp = _bp(load_default=1000)
-    established_on = _day()
+    id = identifier(required=True)
+    district = identifier(required=True)
+    name = text(required=True)
+    leverage_times = count(1, load_default=10)
+    floor_bp = basis_points(load_default=1000)
+    established_on = day()
 
 
 class TopUpIn(Body):
-    amount_fen = _fen()
-    topped_up_on = _day()
+    amount_fen = fen(1, required=True)
+    topped_up_on = day()
 
 
 class PartyIn(Body):
-    party_id = _ident(required=True)
+    party_id = identifier(required=True)
     party_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PARTY_TYPES))
-    share_bp = _bp(required=True)
+    share_bp = basis_points(required=True)
 
 
 class SchemeIn(Body):
-    id = _ident(required=True)
-    district = _ident(required=True)
-    name = _text(required=True)
-    fund_id = _ident(required=True)
+    id = identifier(required=True)
+    district = identifier(required=True)
+    name = text(required=True)
+    fund_id = identifier(required=True)
     parties = ma.fields.List(
         ma.fields.Nested(PartyIn), required=True, validate=ma.validate.Length(min=1, max=10)
     )
-    defined_on = _day()
+    defined_on = day()
 
 
 class ProductIn(Body):
-    id = _ident(required=True)
-    district = _ident(required=True)
-    name = _text(required=True)
-    purposes = ma.fields.List(_ident(), required=True, validate=ma.validate.Length(min=1, max=20))
-    min_amount_fen = _fen()
-    max_amount_fen = _fen()
-    max_term_months = _count(1, required=True)
-    max_fee_rate_bp = _bp(required=True)
-    borrower_cap_fen = _fen()
-    scheme_id = _ident(required=True)
+    id = identifier(required=True)
+    district = identifier(required=True)
+    name = text(required=True)
+    purposes = ma.fields.List(
+        identifier(), required=True, validate=ma.validate.Length(min=1, max=20)
+    )
+    min_amount_fen = fen(1, required=True)
+    max_amount_fen = fen(1, required=True)
+    max_term_months = count(1, required=True)
+    max_fee_rate_bp = basis_points(required=True)
+    borrower_cap_fen = fen(1, required=True)
+    scheme_id = identifier(required=True)
     requires_land_pledge = ma.fields.Boolean(load_default=False)
-    pledge_ltv_bp = _bp(load_default=5000)
-    pledge_margin_days = _count(0, load_default=365)
-    overdue_grace_days = _count(0, load_default=0)
-    compensation_after_days = _count(1, load_default=90)
-    defined_on = _day()
+    pledge_ltv_bp = basis_points(load_default=5000)
+    pledge_margin_days = count(0, load_default=365)
+    overdue_grace_days = count(0, load_default=0)
+    compensation_after_days = count(1, load_default=90)
+    defined_on = day()
 
 
 # -- loans --------------------------------------------------------------------------------------
 
 
 class ApplyIn(Body):
-    id = _ident(required=True)
-    product_id = _ident(required=True)
-    borrower_id = _ident(required=True)
+    id = identifier(required=True)
+    product_id = identifier(required=True)
+    borrower_id = identifier(required=True)
     borrower_type = ma.fields.String(required=True, validate=ma.validate.OneOf(BORROWER_TYPES))
-    borrower_name = _text(required=True)
-    village_id = _ident(required=True)
-    bank_code = _ident(required=True)
-    purpose = _ident(required=True)
-    principal_fen = _fen()
-    term_months = _count(1, required=True)
-    applied_on = _day()
+    borrower_name = text(required=True)
+    village_id = identifier(required=True)
+    bank_code = identifier(required=True)
+    purpose = identifier(required=True)
+    principal_fen = fen(1, required=True)
+    term_months = count(1, required=True)
+    applied_on = day()
 
 
 class RecommendIn(Body):
     note = ma.fields.String(load_default="")
-    recommended_on = _day()
+    recommended_on = day()
 
 
 class DiligenceIn(Body):
     passed = ma.fields.Boolean(required=True)
     note = ma.fields.String(load_default="")
-    completed_on = _day()
+    completed_on = day()
 
 
 class ApproveIn(Body):
-    guarantor_id = _ident(required=True)
-    guaranteed_fen = _fen()
-    fee_rate_bp = _bp(required=True)
-    approved_on = _day()
+    guarantor_id = identifier(required=True)
+    guaranteed_fen = fen(1, required=True)
+    fee_rate_bp = basis_points(required=True)
+    approved_on = day()
 
 
 class RejectIn(Body):
-    reason = _text(required=True)
-    rejected_on = _day()
+    reason = text(required=True)
+    rejected_on = day()
 
 
 class ContractIn(Body):
-    id = _ident(required=True)
-    signed_on = _day()
+    id = identifier(required=True)
+    signed_on = day()
 
 
 class CounterGuaranteeIn(Body):
-    id = _ident(required=True)
-    kind = _text(required=True)
-    value_fen = _fen()
-    registered_on = _day()
+    id = identifier(required=True)
+    kind = text(required=True)
+    value_fen = fen(1, required=True)
+    registered_on = day()
 
 
 class PledgeIn(Body):
-    id = _ident(required=True)
-    contract_id = _ident(required=True)
-    appraised_value_fen = _fen()
-    amount_fen = _fen()
+    id = identifier(required=True)
+    contract_id = identifier(required=True)
+    appraised_value_fen = fen(1, required=True)
+    amount_fen = fen(1, required=True)
     owner_consent_on = ma.fields.Date(
         required=True, metadata={"description": "when the contracting household consented"}
     )
-    pledged_on = _day()
+    pledged_on = day()
 
 
 class DisburseIn(Body):
-    disbursed_on = _day()
+    disbursed_on = day()
 
 
 class FeeIn(Body):
-    charged_on = _day()
+    charged_on = day()
 
 
 class RepaymentIn(Body):
-    id = _ident(required=True)
-    principal_fen = _count(0, required=True)
-    interest_fen = _count(0, load_default=0)
-    repaid_on = _day()
+    id = identifier(required=True)
+    principal_fen = fen(required=True)
+    interest_fen = fen(load_default=0)
+    repaid_on = day()
 
 
 class RecoveryIn(Body):
-    id = _ident(required=True)
-    amount_fen = _fen()
-    received_on = _day()
+    id = identifier(required=True)
+    amount_fen = fen(1, required=True)
+    received_on = day()
 
 
 class WriteOffIn(Body):
-    written_off_on = _day()
+    written_off_on = day()
 
 
 class ReleaseIn(Body):
-    released_on = _day()
+    released_on = day()
 
 
 class SweepIn(Body):
-    as_of = _day()
+    as_of = day()
 
 
 class ExposureArgs(ma.Schema):
@@ -218,34 +179,34 @@ class FeedArgs(ma.Schema):
 
 
 class OnArgs(ma.Schema):
-    on = ma.fields.Date(load_default=today)
+    on = day()
 
 
 # -- collective income and distribution ------------------------------------------------------
 
 
 class EntryIn(Body):
-    id = _ident(required=True)
-    village_id = _ident(required=True)
-    amount_fen = _fen()
-    category = _ident(required=True)
+    id = identifier(required=True)
+    village_id = identifier(required=True)
+    amount_fen = fen(1, required=True)
+    category = identifier(required=True)
     note = ma.fields.String(load_default="")
-    recorded_on = _day()
+    recorded_on = day()
 
 
 class BucketIn(Body):
     bucket = ma.fields.String(required=True, validate=ma.validate.OneOf(BUCKETS))
-    share_bp = _bp(required=True)
+    share_bp = basis_points(required=True)
 
 
 class PolicyIn(Body):
-    id = _ident(required=True)
-    village_id = _ident(required=True)
+    id = identifier(required=True)
+    village_id = identifier(required=True)
     buckets = ma.fields.List(
         ma.fields.Nested(BucketIn), required=True, validate=ma.validate.Length(min=1, max=10)
     )
-    publicity_days = _count(0, load_default=7)
-    defined_on = _day()
+    publicity_days = count(0, load_default=7)
+    defined_on = day()
 
 
 def _pct(value: Decimal) -> None:
@@ -254,40 +215,40 @@ def _pct(value: Decimal) -> None:
 
 
 class HolderIn(Body):
-    holder_id = _ident(required=True)
+    holder_id = identifier(required=True)
     holder_type = ma.fields.String(required=True, validate=ma.validate.OneOf(HOLDER_TYPES))
     share_pct = ma.fields.Decimal(required=True, as_string=True, validate=_pct)
 
 
 class RegisterIn(Body):
-    id = _ident(required=True)
-    village_id = _ident(required=True)
+    id = identifier(required=True)
+    village_id = identifier(required=True)
     holders = ma.fields.List(
         ma.fields.Nested(HolderIn), required=True, validate=ma.validate.Length(min=1, max=20_000)
     )
-    defined_on = _day()
+    defined_on = day()
 
 
 class PlanIn(Body):
-    id = _ident(required=True)
-    village_id = _ident(required=True)
-    policy_id = _ident(required=True)
-    register_id = _ident(required=True)
-    distributable_fen = _fen()
-    drafted_on = _day()
+    id = identifier(required=True)
+    village_id = identifier(required=True)
+    policy_id = identifier(required=True)
+    register_id = identifier(required=True)
+    distributable_fen = fen(1, required=True)
+    drafted_on = day()
 
 
 class PlanApproveIn(Body):
     meeting_type = ma.fields.String(required=True, validate=ma.validate.OneOf(MEETING_TYPES))
-    eligible = _count(1, required=True)
-    present = _count(0, required=True)
-    in_favour = _count(0, required=True)
-    approved_on = _day()
+    eligible = count(1, required=True)
+    present = count(0, required=True)
+    in_favour = count(0, required=True)
+    approved_on = day()
 
 
 class PublicityIn(Body):
-    publicised_on = _day()
+    publicised_on = day()
 
 
 class PayIn(Body):
-    paid_on = _day()
+    paid_on = day()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
@@ -16,68 +15,38 @@ from services.land.events import (
     ListingTerms,
     TransferContractSigned,
 )
-
-ID = ma.validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 of A-Z a-z 0-9 . _ : -")
-
-
-def identifier(**kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(validate=ID, **kwargs)
-
-
-def _two_places(value: Decimal) -> None:
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ma.ValidationError("at most 2 decimal places")
-    if value <= 0:
-        raise ma.ValidationError("must be positive")
-
-
-def area(**kwargs: Any) -> ma.fields.Decimal:
-    return ma.fields.Decimal(as_string=True, validate=_two_places, allow_nan=False, **kwargs)
-
-
-def fen(minimum: int = 0, **kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=minimum), **kwargs)
-
-
-def text(**kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(validate=ma.validate.Length(min=1, max=500), **kwargs)
-
-
-class Strict(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
-
+from shared.fields import Body, area, fen, identifier, positive, text
 
 # -- parcels ----------------------------------------------------------------------------------
 
 
-class ParcelIn(Strict):
+class ParcelIn(Body):
     id = identifier(required=True, metadata={"description": "the parcel code (地块代码)"})
     village_id = identifier(required=True)
     household_id = identifier(load_default=None, allow_none=True)
-    area_mu = area(required=True)
-    land_class = text(required=True)
+    area_mu = area(positive, required=True)
+    land_class = text(500, required=True)
     basic_farmland = ma.fields.Boolean(required=True)
     contract_period_ends_on = ma.fields.Date(required=True)
     registered_on = ma.fields.Date(load_default=None)
 
 
-class EntrustmentIn(Strict):
+class EntrustmentIn(Body):
     id = identifier(required=True)
     household_id = identifier(required=True)
     agent = ma.fields.String(required=True, validate=ma.validate.OneOf(("collective", "exchange")))
-    area_mu = area(required=True)
+    area_mu = area(positive, required=True)
     starts_on = ma.fields.Date(required=True)
     ends_on = ma.fields.Date(required=True)
     floor_fen_per_mu_year = fen(required=True)
     granted_on = ma.fields.Date(load_default=None)
 
 
-class RevocationIn(Strict):
+class RevocationIn(Body):
     revoked_on = ma.fields.Date(load_default=None)
 
 
-class AvailabilityArgs(Strict):
+class AvailabilityArgs(Body):
     from_on = ma.fields.Date(data_key="from", required=True)
     to_on = ma.fields.Date(data_key="to", required=True)
 
@@ -124,16 +93,16 @@ class ParcelOut(ma.Schema):
 # -- listings ---------------------------------------------------------------------------------
 
 
-class WindowsIn(Strict):
+class WindowsIn(Body):
     registration_closes_at = ma.fields.AwareDateTime(required=True)
     auction_starts_at = ma.fields.AwareDateTime(required=True)
     auction_ends_at = ma.fields.AwareDateTime(required=True)
 
 
-class ListingIn(Strict):
+class ListingIn(Body):
     id = identifier(required=True)
     parcel_id = identifier(required=True)
-    area_mu = area(required=True)
+    area_mu = area(positive, required=True)
     starts_on = ma.fields.Date(required=True)
     ends_on = ma.fields.Date(required=True)
     land_use = ma.fields.String(required=True, validate=ma.validate.OneOf(LAND_USES))
@@ -144,52 +113,52 @@ class ListingIn(Strict):
     submitted_on = ma.fields.Date(load_default=None)
 
 
-class ReviewIn(Strict):
+class ReviewIn(Body):
     approved = ma.fields.Boolean(required=True)
-    opinion = text(required=True)
+    opinion = text(500, required=True)
     reviewed_on = ma.fields.Date(load_default=None)
 
 
-class AmendmentIn(Strict):
+class AmendmentIn(Body):
     reserve_fen_per_mu_year = fen(1, load_default=None)
     increment_fen_per_mu_year = fen(1, load_default=None)
     deposit_fen = fen(load_default=None)
     windows = ma.fields.Nested(WindowsIn, load_default=None)
-    reason = text(required=True)
+    reason = text(500, required=True)
 
 
-class ReasonIn(Strict):
-    reason = text(required=True)
+class ReasonIn(Body):
+    reason = text(500, required=True)
 
 
-class BidderIn(Strict):
+class BidderIn(Body):
     bidder_id = identifier(required=True)
     bidder_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TRANSFEREE_TYPES))
-    name = text(required=True)
+    name = text(500, required=True)
 
 
-class DepositIn(Strict):
+class DepositIn(Body):
     amount_fen = fen(1, required=True)
     received_at = ma.fields.AwareDateTime(load_default=None)
 
 
-class BidIn(Strict):
+class BidIn(Body):
     bidder_id = identifier(required=True)
     amount_fen_per_mu_year = fen(1, required=True)
 
 
-class NegotiatedAwardIn(Strict):
+class NegotiatedAwardIn(Body):
     bidder_id = identifier(required=True)
     amount_fen_per_mu_year = fen(1, required=True)
     awarded_on = ma.fields.Date(load_default=None)
 
 
-class WinnerPaymentIn(Strict):
+class WinnerPaymentIn(Body):
     amount_fen = fen(1, required=True)
     paid_on = ma.fields.Date(load_default=None)
 
 
-class RefundIn(Strict):
+class RefundIn(Body):
     refunded_on = ma.fields.Date(load_default=None)
 
 
@@ -234,7 +203,7 @@ class ListingOut(ma.Schema):
         return ListingTerms().dump(listing.terms)
 
 
-class ListingsArgs(Strict):
+class ListingsArgs(Body):
     village_id = identifier(load_default=None)
     state = ma.fields.String(load_default=None)
 
@@ -242,18 +211,18 @@ class ListingsArgs(Strict):
 # -- corporate review -------------------------------------------------------------------------
 
 
-class CorporateReviewIn(Strict):
+class CorporateReviewIn(Body):
     id = identifier(required=True)
     transferee_id = identifier(required=True)
     village_id = identifier(required=True)
-    area_mu = area(required=True)
-    project = text(required=True)
+    area_mu = area(positive, required=True)
+    project = text(500, required=True)
     submitted_on = ma.fields.Date(load_default=None)
 
 
-class DecisionIn(Strict):
+class DecisionIn(Body):
     approved = ma.fields.Boolean(required=True)
-    opinion = text(required=True)
+    opinion = text(500, required=True)
     decided_on = ma.fields.Date(load_default=None)
 
 
@@ -269,7 +238,7 @@ class CorporateReviewOut(ma.Schema):
 # -- contracts --------------------------------------------------------------------------------
 
 
-class ContractIn(Strict):
+class ContractIn(Body):
     id = identifier(required=True)
     listing_id = identifier(load_default=None, allow_none=True)
     parcel_id = identifier(load_default=None)
@@ -277,7 +246,7 @@ class ContractIn(Strict):
     transferee_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TRANSFEREE_TYPES))
     mode = ma.fields.String(load_default="lease", validate=ma.validate.OneOf(TRANSFER_MODES))
     land_use = ma.fields.String(load_default=None, validate=ma.validate.OneOf(LAND_USES))
-    area_mu = area(load_default=None)
+    area_mu = area(positive, load_default=None)
     starts_on = ma.fields.Date(load_default=None)
     ends_on = ma.fields.Date(load_default=None)
     rent_fen_per_mu_year = fen(1, load_default=None)
@@ -296,34 +265,34 @@ class ContractIn(Strict):
     signed_on = ma.fields.Date(load_default=None)
 
 
-class FilingIn(Strict):
+class FilingIn(Body):
     filed_on = ma.fields.Date(load_default=None)
 
 
-class CertificateIn(Strict):
+class CertificateIn(Body):
     certificate_no = identifier(required=True)
     issued_on = ma.fields.Date(load_default=None)
 
 
-class TerminationIn(Strict):
+class TerminationIn(Body):
     reason = ma.fields.String(required=True, validate=ma.validate.OneOf(TERMINATION_REASONS))
     terminated_on = ma.fields.Date(load_default=None)
 
 
-class ReassignmentIn(Strict):
+class ReassignmentIn(Body):
     transferee_id = identifier(required=True)
     transferee_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TRANSFEREE_TYPES))
     household_consent = ma.fields.Boolean(required=True)
     reassigned_on = ma.fields.Date(load_default=None)
 
 
-class RentAdjustmentIn(Strict):
+class RentAdjustmentIn(Body):
     rent_fen_per_mu_year = fen(1, required=True)
-    index_name = text(required=True)
+    index_name = text(500, required=True)
     effective_on = ma.fields.Date(required=True)
 
 
-class RentPaymentIn(Strict):
+class RentPaymentIn(Body):
     invoice_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=80))
     amount_fen = fen(1, required=True)
     paid_on = ma.fields.Date(load_default=None)
@@ -354,7 +323,7 @@ class ContractOut(ma.Schema):
         return TransferContractSigned().dump(contract.facts)
 
 
-class ContractsArgs(Strict):
+class ContractsArgs(Body):
     village_id = identifier(load_default=None)
     cluster_id = identifier(load_default=None)
     on = ma.fields.Date(load_default=None)
@@ -365,7 +334,7 @@ class ContractsArgs(Strict):
             raise ma.ValidationError("give village_id or cluster_id", "village_id")
 
 
-class InvoicesArgs(Strict):
+class InvoicesArgs(Body):
     village_id = identifier(load_default=None)
     contract_id = identifier(load_default=None)
     status = ma.fields.String(
@@ -373,30 +342,30 @@ class InvoicesArgs(Strict):
     )
 
 
-class OnArgs(Strict):
+class OnArgs(Body):
     on = ma.fields.Date(load_default=None)
 
 
 # -- abandoned land ---------------------------------------------------------------------------
 
 
-class AbandonmentIn(Strict):
+class AbandonmentIn(Body):
     id = identifier(required=True)
     village_id = identifier(required=True)
     parcel_id = identifier(load_default=None, allow_none=True)
-    area_mu = area(required=True)
-    reason = text(required=True)
+    area_mu = area(positive, required=True)
+    reason = text(500, required=True)
     reported_on = ma.fields.Date(load_default=None)
 
 
-class AssignmentIn(Strict):
+class AssignmentIn(Body):
     mode = ma.fields.String(required=True, validate=ma.validate.OneOf(RECLAMATION_MODES))
     assignee_id = identifier(required=True)
     assigned_on = ma.fields.Date(load_default=None)
 
 
-class ReclaimedIn(Strict):
-    area_mu = area(required=True)
+class ReclaimedIn(Body):
+    area_mu = area(positive, required=True)
     confirmed_on = ma.fields.Date(load_default=None)
 
 
@@ -411,7 +380,7 @@ class AbandonmentOut(ma.Schema):
 # -- sweeps -----------------------------------------------------------------------------------
 
 
-class SweepIn(Strict):
+class SweepIn(Body):
     as_of = ma.fields.String(
         required=True, metadata={"description": "an ISO date or an aware ISO datetime"}
     )

@@ -6,12 +6,11 @@ import marshmallow as ma
 
 from services.ranking.events import RulesSchema
 from services.ranking.scoring import WINDOW_KINDS
-
-ID = ma.validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters of A-Za-z0-9._:-")
+from shared.fields import identifier
 
 
 class DefineCompetition(ma.Schema):
-    id = ma.fields.String(required=True, validate=ID)
+    id = identifier(required=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     district = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
     rules = ma.fields.Nested(RulesSchema, required=True)
@@ -22,8 +21,8 @@ class ChangeRules(ma.Schema):
 
 
 class RecordAdjustment(ma.Schema):
-    id = ma.fields.String(required=True, validate=ID)
-    entity_id = ma.fields.String(required=True, validate=ID)
+    id = identifier(required=True)
+    entity_id = identifier(required=True)
     kind = ma.fields.String(
         required=True, validate=ma.validate.OneOf(["bonus", "deduction", "veto"])
     )

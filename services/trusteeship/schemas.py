@@ -15,40 +15,12 @@ from services.trusteeship.events import (
     STAGES,
     TEAM_TYPES,
 )
+from shared.fields import area, identifier, instant, optional_day, text
 
-ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SEASON = re.compile(r"^\d{4}-[a-z]{2,16}$")
-
-
-def identifier(**kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(
-        validate=ma.validate.Regexp(ID, error="1-64 characters of A-Z a-z 0-9 . _ : -"),
-        **kwargs,
-    )
-
-
-def _two_places(value: Decimal) -> None:
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ma.ValidationError("at most 2 decimal places")
-
-
-def area(**kwargs: Any) -> ma.fields.Decimal:
-    return ma.fields.Decimal(
-        as_string=True,
-        validate=[ma.validate.Range(min=Decimal("0"), max=Decimal("1000000")), _two_places],
-        **kwargs,
-    )
-
-
-def positive_area(**kwargs: Any) -> ma.fields.Decimal:
-    return ma.fields.Decimal(
-        as_string=True,
-        validate=[
-            ma.validate.Range(min=Decimal("0.01"), max=Decimal("1000000")),
-            _two_places,
-        ],
-        **kwargs,
-    )
+#: An area in mu, and one that must be positive.
+MU = ma.validate.Range(min=Decimal("0"), max=Decimal("1000000"))
+POSITIVE_MU = ma.validate.Range(min=Decimal("0.01"), max=Decimal("1000000"))
 
 
 def coordinate(limit: int, **kwargs: Any) -> ma.fields.Decimal:
@@ -57,10 +29,6 @@ def coordinate(limit: int, **kwargs: Any) -> ma.fields.Decimal:
         validate=ma.validate.Range(min=Decimal(-limit), max=Decimal(limit)),
         **kwargs,
     )
-
-
-def text(**kwargs: Any) -> ma.fields.String:
-    return ma.fields.String(validate=ma.validate.Length(min=1, max=500), **kwargs)
 
 
 def season(**kwargs: Any) -> ma.fields.String:
@@ -73,27 +41,19 @@ def stage(**kwargs: Any) -> ma.fields.String:
     return ma.fields.String(validate=ma.validate.OneOf(STAGES), **kwargs)
 
 
-def day(**kwargs: Any) -> ma.fields.Date:
-    return ma.fields.Date(load_default=None, **kwargs)
-
-
-def instant(**kwargs: Any) -> ma.fields.AwareDateTime:
-    return ma.fields.AwareDateTime(load_default=None, **kwargs)
-
-
 class ProviderIn(ma.Schema):
     id = identifier(required=True)
-    district = text(required=True)
-    name = text(required=True)
+    district = text(500, required=True)
+    name = text(500, required=True)
     provider_type = ma.fields.String(required=True, validate=ma.validate.OneOf(PROVIDER_TYPES))
     village_id = identifier(load_default=None)
-    listed_on = day()
-    listed_until = day()
+    listed_on = optional_day()
+    listed_until = optional_day()
 
 
 class BlacklistIn(ma.Schema):
-    reason = text(required=True)
-    blacklisted_on = day()
+    reason = text(500, required=True)
+    blacklisted_on = optional_day()
 
 
 class PriceIn(ma.Schema):
@@ -108,13 +68,13 @@ class PriceListIn(ma.Schema):
     prices = ma.fields.List(
         ma.fields.Nested(PriceIn), required=True, validate=ma.validate.Length(min=1, max=4)
     )
-    published_on = day()
+    published_on = optional_day()
 
 
 class ParcelIn(ma.Schema):
     parcel_id = identifier(required=True)
-    parcel_area_mu = positive_area(required=True)
-    contracted_area_mu = positive_area(required=True)
+    parcel_area_mu = area(POSITIVE_MU, required=True)
+    contracted_area_mu = area(POSITIVE_MU, required=True)
 
 
 class OrderIn(ma.Schema):
@@ -122,9 +82,9 @@ class OrderIn(ma.Schema):
     village_id = identifier(required=True)
     provider_id = identifier(required=True)
     customer_id = identifier(required=True)
-    customer_name = text(required=True)
+    customer_name = text(500, required=True)
     customer_type = ma.fields.String(required=True, validate=ma.validate.OneOf(CUSTOMER_TYPES))
-    crop = text(required=True)
+    crop = text(500, required=True)
     season = season(required=True)
     mode = ma.fields.String(required=True, validate=ma.validate.OneOf(("full", "partial")))
     stages = ma.fields.List(stage(), load_default=None)
@@ -134,16 +94,16 @@ class OrderIn(ma.Schema):
     parcels = ma.fields.List(
         ma.fields.Nested(ParcelIn), required=True, validate=ma.validate.Length(min=1, max=200)
     )
-    ordered_on = day()
+    ordered_on = optional_day()
 
 
 class SignIn(ma.Schema):
-    signed_on = day()
+    signed_on = optional_day()
 
 
 class CancelIn(ma.Schema):
-    reason = text(required=True)
-    cancelled_on = day()
+    reason = text(500, required=True)
+    cancelled_on = optional_day()
 
 
 class ScheduleIn(ma.Schema):
@@ -155,7 +115,7 @@ class ScheduleIn(ma.Schema):
 class TeamIn(ma.Schema):
     id = identifier(required=True)
     provider_id = identifier(required=True)
-    name = text(required=True)
+    name = text(500, required=True)
     team_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TEAM_TYPES))
     base_village_id = identifier(required=True)
     base_lat = coordinate(90, required=True)
@@ -166,14 +126,14 @@ class MachineIn(ma.Schema):
     id = identifier(required=True)
     team_id = identifier(required=True)
     machine_type = ma.fields.String(required=True, validate=ma.validate.OneOf(MACHINE_TYPES))
-    capacity_mu_per_day = positive_area(required=True)
+    capacity_mu_per_day = area(POSITIVE_MU, required=True)
 
 
 class OperatorIn(ma.Schema):
     id = identifier(required=True)
     team_id = identifier(required=True)
-    name = text(required=True)
-    licence_no = text(required=True)
+    name = text(500, required=True)
+    licence_no = text(500, required=True)
     licence_expires_on = ma.fields.Date(required=True)
 
 
@@ -216,7 +176,7 @@ class TrackPointIn(ma.Schema):
 
 
 class ProgressIn(ma.Schema):
-    area_done_mu = area(required=True)
+    area_done_mu = area(MU, required=True)
     track = ma.fields.List(
         ma.fields.Nested(TrackPointIn), load_default=list, validate=ma.validate.Length(max=5000)
     )
@@ -224,41 +184,41 @@ class ProgressIn(ma.Schema):
 
 
 class CompleteIn(ma.Schema):
-    area_done_mu = area(load_default=None)
+    area_done_mu = area(MU, load_default=None)
     completed_at = instant()
 
 
 class AcceptIn(ma.Schema):
-    measured_area_mu = area(required=True)
+    measured_area_mu = area(MU, required=True)
     measurement = ma.fields.String(
         load_default="beidou", validate=ma.validate.OneOf(("beidou", "handheld"))
     )
-    farmer_confirmed_by = text(required=True)
-    village_confirmed_by = text(required=True)
-    accepted_on = day()
+    farmer_confirmed_by = text(500, required=True)
+    village_confirmed_by = text(500, required=True)
+    accepted_on = optional_day()
 
 
 class JointMeasurementIn(ma.Schema):
-    measured_area_mu = area(required=True)
-    farmer_confirmed_by = text(required=True)
-    village_confirmed_by = text(required=True)
-    measured_on = day()
+    measured_area_mu = area(MU, required=True)
+    farmer_confirmed_by = text(500, required=True)
+    village_confirmed_by = text(500, required=True)
+    measured_on = optional_day()
 
 
 class RejectIn(ma.Schema):
-    reason = text(required=True)
-    claimed_area_mu = area(load_default=None)
-    rejected_on = day()
+    reason = text(500, required=True)
+    claimed_area_mu = area(MU, load_default=None)
+    rejected_on = optional_day()
 
 
 class SettleIn(ma.Schema):
-    settled_on = day()
+    settled_on = optional_day()
 
 
 class RateIn(ma.Schema):
     score = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=5))
     comment = ma.fields.String(load_default="", validate=ma.validate.Length(max=500))
-    rated_on = day()
+    rated_on = optional_day()
 
 
 class ClaimIn(ma.Schema):
@@ -270,26 +230,26 @@ class ClaimIn(ma.Schema):
     beneficiary = ma.fields.String(
         load_default="provider", validate=ma.validate.OneOf(("provider", "farmer"))
     )
-    claimed_on = day()
+    claimed_on = optional_day()
 
 
 class ApproveIn(ma.Schema):
-    approved_on = day()
+    approved_on = optional_day()
 
 
 class DenyIn(ma.Schema):
-    reason = text(required=True)
-    denied_on = day()
+    reason = text(500, required=True)
+    denied_on = optional_day()
 
 
 class PayIn(ma.Schema):
-    paid_on = day()
+    paid_on = optional_day()
 
 
 class ProposalIn(ma.Schema):
     id = identifier(required=True)
     day = ma.fields.Date(required=True)
-    district = text(load_default=None)
+    district = text(500, load_default=None)
 
 
 class DayArgs(ma.Schema):
