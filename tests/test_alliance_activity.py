@@ -10,7 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from services.alliance.service import AllianceService, period_bounds
+from services.alliance.service import AllianceService
+from shared.periods import period_bounds
 from tests.conftest import Api, captured_events, new_id
 from tests.test_alliance import (
     ADMIN,

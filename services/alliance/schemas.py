@@ -7,6 +7,7 @@ from decimal import Decimal
 import marshmallow as ma
 
 from shared.fields import Body, area, count, day, identifier, text
+from shared.periods import period_field
 
 from .events import ACTIVITY_TYPES, ALLIANCE_LEVELS, TALENT_CATEGORIES, UNIT_TYPES
 
@@ -130,11 +131,8 @@ class VillagesArgs(ma.Schema):
     on = day()
 
 
-PERIOD = ma.validate.Regexp(r"^\d{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$", error="YYYY, YYYY-Qn or YYYY-MM")
-
-
 class ActivityCountArgs(ma.Schema):
-    period = ma.fields.String(required=True, validate=PERIOD)
+    period = period_field(required=True)
     cluster_id = identifier(load_default=None)
     unit_id = identifier(load_default=None)
     district = identifier(load_default=None)

@@ -50,6 +50,7 @@ from shared.clock import local_day
 from shared.commands import AlreadyExists, UnitOfWork
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
 from shared.http import command, query
+from shared.periods import period_bounds
 from shared.service import ServiceBase
 
 from . import schemas
@@ -757,19 +758,3 @@ def _with_memberships(db: Connection, unit: dict[str, Any], on: date) -> dict[st
             for r in rows
         ],
     }
-
-
-def period_bounds(period: str) -> tuple[date, date]:
-    """``[start, end)`` of a year ``2026``, a quarter ``2026-Q1`` or a month ``2026-03``."""
-    year = int(period[:4])
-    if len(period) == 4:
-        return date(year, 1, 1), date(year + 1, 1, 1)
-    if period[5] == "Q":
-        first = (int(period[6]) - 1) * 3 + 1
-        months = 3
-    else:
-        first, months = int(period[5:7]), 1
-    start = date(year, first, 1)
-    after = first + months
-    end = date(year + (after - 1) // 12, (after - 1) % 12 + 1, 1)
-    return start, end

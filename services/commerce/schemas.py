@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date
+from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
 
 from shared.fields import basis_points, count, fen, identifier, instant, text
+from shared.periods import period_bounds, period_field
 
 from .events import CHANNELS, LABEL_TYPES, PRODUCER_TYPES
 
@@ -181,7 +181,7 @@ class ImportRow(ma.Schema):
 class PeriodArgs(ma.Schema):
     """``period``: ``2026``, ``2026-Q2`` or ``2026-05`` (days in Asia/Shanghai)."""
 
-    period = ma.fields.String(required=True)
+    period = period_field(required=True)
     group = ma.fields.String(
         load_default="village", validate=ma.validate.OneOf(("village", "cluster"))
     )
@@ -190,30 +190,9 @@ class PeriodArgs(ma.Schema):
 
     @ma.post_load
     def days(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["start"], data["end"] = period_days(data["period"])
+        start, end = period_bounds(data["period"])
+        data["start"], data["end"] = start, end - timedelta(days=1)
         return data
-
-
-PERIOD = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(0[1-9]|1[0-2])))?$")
-
-
-def period_days(period: str) -> tuple[date, date]:
-    """First and last day of a year, quarter or month."""
-    match = PERIOD.match(period)
-    if match is None:
-        raise ma.ValidationError("a year (2026), quarter (2026-Q2) or month (2026-05)", "period")
-    year, quarter, month = match.groups()
-    year_n = int(year)
-    if quarter:
-        first_month, months = 3 * int(quarter) - 2, 3
-    elif month:
-        first_month, months = int(month), 1
-    else:
-        first_month, months = 1, 12
-    start = date(year_n, first_month, 1)
-    after = first_month + months
-    end_next = date(year_n + (after - 1) // 12, (after - 1) % 12 + 1, 1)
-    return start, date.fromordinal(end_next.toordinal() - 1)
 
 
 # -- responses ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from shared import periods
 from shared.config import LOCAL_TZ
 
 CENT = Decimal("0.01")
@@ -149,19 +150,11 @@ def window_of(kind: str, day: date) -> Window:
 
 def parse_period(kind: str, period: str) -> Window:
     """A window from its name: ``2026-11``, ``2026-Q4``, ``2026`` or ``all``."""
+    if kind == "all" and period == "all":
+        return window_of(kind, ALL_TIME_START)
     try:
-        if kind == "month":
-            year, month = period.split("-")
-            return window_of(kind, date(int(year), int(month), 1))
-        if kind == "quarter":
-            year, quarter = period.split("-Q")
-            if not 1 <= int(quarter) <= 4:
-                raise ValueError(period)
-            return window_of(kind, date(int(year), 3 * int(quarter) - 2, 1))
-        if kind == "year":
-            return window_of(kind, date(int(period), 1, 1))
-        if kind == "all" and period == "all":
-            return window_of(kind, ALL_TIME_START)
+        if kind in ("month", "quarter", "year") and periods.period_kind(period) == kind:
+            return window_of(kind, periods.period_bounds(period)[0])
     except (ValueError, TypeError):
         pass
     raise ValueError(f"{period!r} is not a {kind} period")
