@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.finance.money import add_months, allocate, fee_fen, percent_weights
+from services.finance.money import add_months, fee_fen
+from shared.money import allocate, percent_weights
 from tests.test_finance_world import build_world, created
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])

@@ -11,6 +11,7 @@ from typing import Any
 from shared.aggregate import Aggregate, applies
 from shared.clock import local_day
 from shared.errors import DomainError
+from shared.money import allocate
 
 from .events import (
     LiveSessionEnded,
@@ -53,12 +54,7 @@ def split_proportionally(amount_fen: int, capacities: list[int]) -> list[int]:
         raise ValueError("amount exceeds capacity")
     if total == 0:
         return [0] * len(capacities)
-    shares = [amount_fen * c // total for c in capacities]
-    remainders = [amount_fen * c % total for c in capacities]
-    left = amount_fen - sum(shares)
-    for index in sorted(range(len(capacities)), key=lambda i: (-remainders[i], i))[:left]:
-        shares[index] += 1
-    return shares
+    return allocate(amount_fen, capacities)
 
 
 class Keyed(Aggregate):

@@ -15,6 +15,7 @@ from services.land import events as ev
 from shared.aggregate import Aggregate, applies
 from shared.clock import local_day
 from shared.errors import DomainError
+from shared.money import allocate, percent_weights
 
 ZERO = Decimal("0")
 #: Land uses that would take permanent basic farmland out of crop production.
@@ -53,16 +54,10 @@ def fen(amount: Decimal) -> int:
 def split_fen(total: int, weights: dict[str, Decimal]) -> dict[str, int]:
     """Split ``total`` fen by weight: floor each share, then give the leftover fen one by one to
     the largest remainders (ties: payee id order). The shares always add up to ``total``."""
-    weight_sum = sum(weights.values(), ZERO)
-    if weight_sum <= 0:
-        raise ValueError("weights must add up to more than zero")
-    exact = {payee: Decimal(total) * w / weight_sum for payee, w in weights.items()}
-    shares = {payee: int(value) for payee, value in exact.items()}
-    leftover = total - sum(shares.values())
-    by_remainder = sorted(exact, key=lambda p: (-(exact[p] - shares[p]), p))
-    for payee in by_remainder[:leftover]:
-        shares[payee] += 1
-    return shares
+    payees = sorted(weights)
+    parts = allocate(total, percent_weights([weights[p] for p in payees]))
+    by_payee = dict(zip(payees, parts, strict=True))
+    return {payee: by_payee[payee] for payee in weights}
 
 
 def add_years(day: date, years: int) -> date:

@@ -18,9 +18,9 @@ from services.finance.events import (
     ExpenseRecorded,
     IncomeRecorded,
 )
-from services.finance.money import allocate, percent_weights
 from shared.aggregate import Aggregate, applies
 from shared.errors import DomainError
+from shared.money import allocate, percent_weights
 
 HUNDRED = Decimal(100)
 

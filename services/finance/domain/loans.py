@@ -27,9 +27,10 @@ from services.finance.events import (
     RecoveryReceived,
     RepaymentReceived,
 )
-from services.finance.money import add_months, allocate, fee_fen
+from services.finance.money import add_months, fee_fen
 from shared.aggregate import Aggregate, applies
 from shared.errors import DomainError
+from shared.money import allocate
 
 #: Loan states, in lifecycle order.
 APPLIED, REJECTED, APPROVED, CONTRACTED = "applied", "rejected", "approved", "contracted"
