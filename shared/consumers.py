@@ -60,6 +60,8 @@ HOLDS_HEADER = "x-clustergov-holds"
 HOLDS_PER_ATTEMPT = 3
 BATCH_WAIT_SECONDS = 0.005
 STOP = object()  # tells a handler's batcher to end
+#: Longest wait on the broker before the consumer thread looks for handlers to cancel.
+CANCEL_CHECK_SECONDS = 0.1
 BACKOFF_BASE_MS = 200
 BACKOFF_MAX_MS = 60_000
 
@@ -86,6 +88,12 @@ class BatchingQueueConsumer(QueueConsumer):
     @property
     def prefetch_count(self) -> int:
         return int(self.container.config.get("CONSUMER_PREFETCH", 256))
+
+    def consume(self, *args: Any, **kwargs: Any) -> Any:
+        # A stopping handler is cancelled between two waits on the broker: kombu's default wait
+        # of a second made every stop take one to two seconds.
+        kwargs.setdefault("safety_interval", CANCEL_CHECK_SECONDS)
+        return super().consume(*args, **kwargs)
 
 
 class EventSubscriber(Consumer):

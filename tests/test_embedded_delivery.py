@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from shared import auth
 from shared.consumers import EventSubscriber
+from shared.dependencies import Store
 from shared.eventstore import EventStore
 from tests.conftest import SECRET, fresh_postgres_database, run_services
 from tests.sample import SampleService, ledger_totals
@@ -58,7 +59,7 @@ class Both:
 
     def sample_store(self) -> EventStore:
         container = next(c for c in self.runner.containers if c.service_name == "sample")
-        return next(d.store for d in container.dependencies if hasattr(d, "relay"))
+        return next(d.store for d in container.dependencies if isinstance(d, Store))
 
 
 @pytest.fixture
