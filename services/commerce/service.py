@@ -105,14 +105,19 @@ class CommerceService(DirectoryMember, ServiceBase):
     def _get(self, cls: type[K], key: str) -> K:
         return self.store.get(cls, cls.stream(key))
 
-    def _order_command(self, order_id: str, act: Callable[[Order], None]) -> Any:
-        def decide(uow: UnitOfWork) -> Order:
-            order = addressed(uow, Order, order_id)
-            self.store.principal.require_scope(district=order.district)
-            act(order)
-            return order
+    def _command(self, cls: type[K], key: str, act: Callable[[K], None]) -> Any:
+        """Act on one shop, product, session or order of the caller's district."""
+
+        def decide(uow: UnitOfWork) -> K:
+            target = addressed(uow, cls, key)
+            self.store.principal.require_scope(district=target.district)  # type: ignore[attr-defined]
+            act(target)
+            return target
 
         return self.store.run(decide)
+
+    def _order_command(self, order_id: str, act: Callable[[Order], None]) -> Any:
+        return self._command(Order, order_id, act)
 
     # -- shops and products ---------------------------------------------------------------------
 
@@ -169,14 +174,9 @@ class CommerceService(DirectoryMember, ServiceBase):
     )
     def delist_product(self, request: Any, product_id: str, body: dict[str, Any]) -> Any:
         """Stop offering a product."""
-
-        def decide(uow: UnitOfWork) -> Product:
-            product = addressed(uow, Product, product_id)
-            self.store.principal.require_scope(district=product.district)
-            product.delist(body["reason"], body["delisted_at"] or now())
-            return product
-
-        return self.store.run(decide)
+        return self._command(
+            Product, product_id, lambda p: p.delist(body["reason"], body["delisted_at"] or now())
+        )
 
     @command(
         "POST",
@@ -188,14 +188,7 @@ class CommerceService(DirectoryMember, ServiceBase):
     )
     def restock_product(self, request: Any, product_id: str, body: dict[str, Any]) -> Any:
         """Add units to a product's stock."""
-
-        def decide(uow: UnitOfWork) -> Product:
-            product = addressed(uow, Product, product_id)
-            self.store.principal.require_scope(district=product.district)
-            product.restock(body["quantity"])
-            return product
-
-        return self.store.run(decide)
+        return self._command(Product, product_id, lambda p: p.restock(body["quantity"]))
 
     @query(f"{API}/products/<product_id>", response=ProductOut, roles=READERS)
     def get_product(self, request: Any, product_id: str) -> Product:
@@ -237,14 +230,9 @@ class CommerceService(DirectoryMember, ServiceBase):
     )
     def start_session(self, request: Any, session_id: str, body: dict[str, Any]) -> Any:
         """The stream goes live."""
-
-        def decide(uow: UnitOfWork) -> LiveSession:
-            session = addressed(uow, LiveSession, session_id)
-            self.store.principal.require_scope(district=session.district)
-            session.start(body["started_at"] or now())
-            return session
-
-        return self.store.run(decide)
+        return self._command(
+            LiveSession, session_id, lambda s: s.start(body["started_at"] or now())
+        )
 
     @command(
         "POST",
