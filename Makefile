@@ -15,7 +15,7 @@ install: $(BIN)/.installed
 
 ## The whole system on this machine, embedded: SQLite under var/, an in-process broker.
 run: install
-	$(BIN)/clustergov up
+	$(BIN)/clustergov up --demo
 
 ## The whole suite, as CI runs it (CI=true turns a missing broker or database into a failure).
 test: install lint

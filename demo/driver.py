@@ -1,8 +1,11 @@
 """The demo district: set it up through the public API, then keep plausible facts flowing.
 
 ``clustergov up --demo`` runs :func:`run` in a green thread of the same process; ``clustergov demo
---url ...`` runs it against a deployed system. Every setup step is idempotent, so restarting the
-demo on the same databases continues where it was.
+--url ...`` runs it against a deployed system. Every setup step is idempotent (fixed ids and
+Idempotency-Keys), so restarting the demo on the same databases continues where it was.
+
+The demo is also the embedded system's scheduler: it calls the services' sweeps (deadlines,
+overdue rent and loans, after-sale windows, producer settlement) with today's date.
 """
 
 from __future__ import annotations
@@ -11,156 +14,109 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
 
-from demo.client import ApiError, Client
-from demo.district import (
-    ALLIANCE,
-    BANKS,
-    CLUSTERS,
-    DISTRICT,
-    ENTERPRISES,
-    TOWNS,
-    District,
-    generate,
-)
-from shared.config import LOCAL_TZ
+import eventlet
+
+from demo import alliance, commerce, finance, land, ranking, trusteeship
+from demo.client import ApiError, Client, attempt
+from demo.common import Demo, today
+from demo.district import CLUSTERS, District, generate
 
 log = logging.getLogger(__name__)
-ADMIN = "district_admin"
+
+#: One kind of steady activity: (name, weight, function(demo)).
+Step = tuple[str, int, Callable[[Demo], None]]
+
+STEPS: list[Step] = [
+    ("activity", 4, alliance.activity),
+    ("task progress", 2, alliance.task_progress),
+    ("talent", 1, alliance.talent),
+    ("listing", 1, land.open_listing),
+    ("bid", 4, land.bid),
+    ("rent", 1, land.pay_rent),
+    ("trusteeship work", 2, trusteeship.stream_work),
+    ("loan", 1, finance.stream_loan),
+    ("collective income", 2, finance.income),
+    ("sale", 5, commerce.sale),
+    ("delivery", 2, commerce.fulfil),
+    ("live session", 1, commerce.live_session),
+]
+SWEEPS: list[tuple[str, Callable[[Demo], None]]] = [
+    ("alliance sweep", alliance.sweep),
+    ("land sweep", land.sweep),
+    ("finance sweep", finance.sweep),
+    ("commerce sweep", commerce.sweep),
+]
+SWEEP_EVERY = 15.0  # seconds; listings in the stream close registration after 20 s
 
 
-def today() -> date:
-    return datetime.now(LOCAL_TZ).date()
-
-
-def setup_alliance(api: Client, district: District, since: date) -> None:
-    api.ensure(
-        "/api/v1/alliance/alliances",
-        {"id": ALLIANCE, "district": DISTRICT, "name": "红盟", "level": "district"},
-        role=ADMIN,
+def setup(api: Client, district: District, *, seed: int = 2026, history: bool = True) -> Demo:
+    """Create the district and its history; safe to run again on the same system."""
+    started = time.monotonic()
+    demo = Demo(api, district, random.Random(seed), today(), history=history)
+    alliance.setup(demo)
+    ranking.setup(demo)
+    alliance.wait_known(api, district)
+    # The services' set-ups are independent of each other: run them side by side.
+    pool, threads = eventlet.GreenPool(), []
+    parts = [land.setup, trusteeship.setup, finance.setup, commerce.setup]
+    if history:
+        parts.append(alliance.history_activities)
+    for part in parts:
+        # each part draws from its own generator, so the numbers do not depend on scheduling
+        part_demo = Demo(api, district, random.Random(f"{seed}:{part.__module__}"), demo.today,
+                         history=history, state=demo.state)  # fmt: skip
+        threads.append(pool.spawn(part, part_demo))
+    for thread in threads:
+        thread.wait()  # raises what the part raised
+    log.info(
+        "demo district ready: %d villages in %d clusters, %d calls in %.1f s",
+        len(district.villages),
+        len(CLUSTERS),
+        api.calls,
+        time.monotonic() - started,
     )
-    for town_id, name in TOWNS:
-        api.ensure(
-            "/api/v1/alliance/alliances",
-            {
-                "id": town_id,
-                "district": DISTRICT,
-                "name": name,
-                "level": "town",
-                "parent_alliance_id": ALLIANCE,
-            },
-            role=ADMIN,
-        )
-    for unit_id, name, unit_type in ENTERPRISES:
-        api.ensure(
-            "/api/v1/alliance/units",
-            {"id": unit_id, "district": DISTRICT, "name": name, "unit_type": unit_type},
-            role=ADMIN,
-        )
-    for unit_id, name, code in BANKS:
-        api.ensure(
-            "/api/v1/alliance/units",
-            {
-                "id": unit_id,
-                "district": DISTRICT,
-                "name": name,
-                "unit_type": "bank",
-                "bank_code": code,
-            },
-            role=ADMIN,
-        )
-    for index, (cluster_id, name, theme) in enumerate(CLUSTERS):
-        lead = ENTERPRISES[index % len(ENTERPRISES)][0]
-        api.ensure(
-            "/api/v1/alliance/clusters",
-            {
-                "id": cluster_id,
-                "alliance_id": ALLIANCE,
-                "name": name,
-                "theme_industry": theme,
-                "lead_unit_id": lead,
-            },
-            role=ADMIN,
-        )
-    for village in district.villages:
-        api.ensure(
-            "/api/v1/alliance/units",
-            {
-                "id": village.id,
-                "district": DISTRICT,
-                "name": village.name,
-                "unit_type": "village",
-                "village": {
-                    "population": village.population,
-                    "households": village.households,
-                    "contracted_area_mu": str(village.contracted_area_mu),
-                    "weak": village.weak,
-                },
-            },
-            role=ADMIN,
-        )
-        _join(api, village.id, village.cluster_id, since)
+    return demo
 
 
-def _join(api: Client, unit_id: str, cluster_id: str, since: date) -> None:
-    try:
-        api.post(
-            f"/api/v1/alliance/units/{unit_id}/memberships",
-            {"cluster_id": cluster_id, "joined_on": since.isoformat()},
-            role=ADMIN,
-            key=f"demo:join:{unit_id}:{cluster_id}",
-        )
-    except ApiError as exc:
-        if exc.status != 422:  # already a member from an earlier run
-            raise
+def step(demo: Demo) -> str:
+    """One plausible fact of a kind drawn by weight; a refusal is logged, never raised."""
+    name, _weight, action = demo.rng.choices(STEPS, weights=[s[1] for s in STEPS])[0]
+    demo.today = today()
+    attempt(name, lambda: action(demo))
+    return name
 
 
-#: One step of steady activity: (name, function(api, district, rng, day)).
-Activity = tuple[str, Callable[[Client, District, random.Random, date], None]]
+def sweep(demo: Demo) -> None:
+    demo.today = today()
+    for name, action in SWEEPS:
+        attempt(name, lambda action=action: action(demo))
 
 
-def record_activity(api: Client, district: District, rng: random.Random, day: date) -> None:
-    village = rng.choice(district.villages)
-    kind = rng.choice(["meeting", "visit", "training", "joint_event", "livestream_help"])
-    now = datetime.now(LOCAL_TZ)
-    api.post(
-        "/api/v1/alliance/activities",
-        {
-            "id": f"ACT-{now:%Y%m%d%H%M%S%f}-{rng.randint(0, 999):03d}",
-            "unit_id": village.id,
-            "activity_type": kind,
-            "title": f"{village.name}{_ACTIVITY_TITLES[kind]}",
-            "occurred_at": now.isoformat(),
-        },
-        role="village_cadre",
-        village=village.id,
-    )
-
-
-_ACTIVITY_TITLES = {
-    "meeting": "党建联席会",
-    "visit": "入户走访",
-    "training": "新农人培训",
-    "joint_event": "组团联建活动",
-    "livestream_help": "直播助农",
-}
-
-ACTIVITIES: list[Activity] = [("activity", record_activity)]
-
-
-def run(api: Client, *, seed: int = 2026, interval: float = 1.0, stop: Callable[[], bool]) -> None:
+def run(
+    api: Client,
+    *,
+    seed: int = 2026,
+    interval: float = 1.0,
+    stop: Callable[[], bool],
+    district: District | None = None,
+) -> None:
     """Set the district up, then post one plausible fact about every ``interval`` seconds."""
-    district = generate(seed)
-    rng = random.Random(seed + int(time.time()))
-    since = today().replace(month=1, day=1) - timedelta(days=366)
-    setup_alliance(api, district, since)
-    log.info("demo district ready: %d villages in %d clusters", len(district.villages), 7)
+    district = district or generate(seed)
     while not stop():
-        name, step = rng.choice(ACTIVITIES)
         try:
-            step(api, district, rng, today())
-        except ApiError as exc:
-            # A rejected fact is part of life (a bid too low, a task already closed).
-            log.debug("demo %s rejected: %s", name, exc)
-        time.sleep(interval * rng.uniform(0.5, 1.5))
+            demo = setup(api, district, seed=seed)
+            break
+        except (ApiError, OSError) as exc:
+            log.warning("demo set-up failed, retrying in 5 s: %s", exc)
+            time.sleep(5)
+    else:
+        return
+    demo.rng = random.Random(seed + int(time.time()))
+    swept = 0.0
+    while not stop():
+        if time.monotonic() - swept > SWEEP_EVERY:
+            sweep(demo)
+            swept = time.monotonic()
+        step(demo)
+        time.sleep(interval * demo.rng.uniform(0.5, 1.5))

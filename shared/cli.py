@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -57,7 +58,7 @@ def _service_class(name: str) -> type:
     return service_class(name)
 
 
-def stop_on_signal(runner: Any) -> None:
+def stop_on_signal(runner: Any, before: Any = None) -> None:
     """Stop the runner gracefully on SIGTERM/SIGINT.
 
     A Python signal handler cannot use eventlet, and since PEP 475 it does not wake the hub from
@@ -72,6 +73,8 @@ def stop_on_signal(runner: Any) -> None:
     def waiter() -> None:
         signum = green_os.read(read_fd, 1)[0]
         log.info("received signal %s; stopping after running workers finish", signum)
+        if before is not None:
+            before()
         runner.stop()
 
     eventlet.spawn_n(waiter)
@@ -94,11 +97,65 @@ def cmd_up(args: argparse.Namespace) -> int:
     for cls in classes:
         runner.add_service(cls)
 
-    stop_on_signal(runner)
+    demo = DemoThread() if args.demo else None
+    stop_on_signal(runner, before=demo.stop if demo else None)
     runner.start()
     mode = "embedded" if settings.embedded_broker else settings.amqp_uri.split("@")[-1]
     log.info("clustergov up: %s on http://%s (%s)", ", ".join(names), settings.http_address, mode)
+    if demo:
+        demo.start(f"http://{settings.http_address}", settings.secret, args.demo_interval)
     runner.wait()
+    if demo:
+        demo.stop()
+    return 0
+
+
+class DemoThread:
+    """The demo driver in a green thread of this process, stopped before the runner."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.thread: Any = None
+
+    def start(self, base_url: str, secret: str, interval: float) -> None:
+        import eventlet
+
+        from demo.client import Client
+        from demo.district import DISTRICT
+        from demo.driver import run
+
+        api = Client(base_url.replace("0.0.0.0", "127.0.0.1"), secret, DISTRICT)
+        log_screen(api)
+        self.thread = eventlet.spawn(run, api, interval=interval, stop=lambda: self.stopping)
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.thread is not None:
+            self.thread.kill()
+            self.thread = None
+
+
+def log_screen(api: Any) -> None:
+    """One line with the big screen's address and a read token (in the fragment: never sent)."""
+    from demo.ranking import CLUSTER_RACE
+
+    token = api.token("ops", ttl_seconds=365 * 24 * 3600)
+    log.info("screen: %s/screen/%s#token=%s", api.base_url, CLUSTER_RACE, token)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Drive a deployed system with the demo district (secret from CLUSTERGOV_SECRET)."""
+    from demo.client import Client
+    from demo.district import DISTRICT
+    from demo.driver import run
+    from shared.config import Settings
+
+    settings = Settings.from_env()
+    settings.check()
+    api = Client(args.url.rstrip("/"), settings.secret, DISTRICT)
+    log_screen(api)
+    with contextlib.suppress(KeyboardInterrupt):
+        run(api, interval=args.demo_interval, stop=lambda: False)
     return 0
 
 
@@ -304,7 +361,18 @@ def parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run services in this process (default: all, embedded)")
     up.add_argument("--services", help="comma-separated services, e.g. land,finance (default all)")
     up.add_argument("--migrate", action="store_true", help="apply migrations before starting")
+    up.add_argument(
+        "--demo", action="store_true", help="create the demo district and keep activity flowing"
+    )
+    up.add_argument(
+        "--demo-interval", type=float, default=1.0, help="seconds between demo facts (default 1)"
+    )
     up.set_defaults(handler=cmd_up)
+
+    demo = commands.add_parser("demo", help="drive a running system with the demo district")
+    demo.add_argument("--url", required=True, help="the system's HTTP address, http://host:port")
+    demo.add_argument("--demo-interval", type=float, default=1.0, help="seconds between facts")
+    demo.set_defaults(handler=cmd_demo)
 
     relay = commands.add_parser(
         "relay", help="run services' outbox relays only (their API processes set RELAY=off)"
