@@ -36,9 +36,6 @@ CLUSTER_RULES = {
         "yellow_bottom": 2,
         "yellow_drop": 2,
         "red_drop": 4,
-        "schedule_indicator": "land",
-        "yellow_below": "0.95",
-        "red_below": "0.8",
         "escalate_after_reds": 3,
     },
 }  # fmt: skip

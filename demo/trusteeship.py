@@ -4,11 +4,12 @@ through signature, scheduling, dispatch, work, acceptance and settlement."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from demo.common import CADRE, CENTRE, Demo, at
 from demo.district import CLUSTERS, DISTRICT, Village
+from shared.config import LOCAL_TZ
 
 T = "/api/v1/trusteeship"
 PROVIDER = "TP-CENTRE"
@@ -236,19 +237,23 @@ def history(demo: Demo) -> None:
 
 def stream_work(demo: Demo) -> None:
     """Today's work of a team in its own cluster: a drone pass or a harvest, accepted and
-    settled. Each team takes a two-hour slot (an hour's work, an hour to travel) from 08:00 to
-    18:00; when every slot of the day is taken, the teams rest until tomorrow."""
+    settled. Each team takes two-hour slots (an hour's work, an hour to travel) from 08:00 to
+    18:00, the first its schedule has free; a team whose day is full rests until tomorrow."""
     rng = demo.rng
-    booked = demo.state.setdefault("trusteeship_slots", {})
-    slot = booked.get(demo.today.isoformat(), 0)
-    team, index = TEAMS[slot % len(TEAMS)]
-    hour = 8 + 2 * (slot // len(TEAMS))
-    if hour + 1 > 18:
+    team, index = rng.choice(TEAMS)
+    day = demo.today.isoformat()
+    schedule = demo.api.get(f"{T}/teams/{team}/schedule?starts_on={day}&ends_on={day}")
+    taken = {
+        datetime.fromisoformat(w["starts_at"]).astimezone(LOCAL_TZ).hour
+        for w in schedule["windows"]
+        if w["kind"] == "team"
+    }
+    free = [h for h in range(8, 18, 2) if h not in taken]
+    if not free:
         return
-    booked[demo.today.isoformat()] = slot + 1
     village = rng.choice(demo.district.in_cluster(CLUSTERS[index][0]))
     stage = rng.choice(("protect", "protect", "harvest", "plough"))
     area = Decimal(rng.randint(20, 150)).quantize(Decimal("0.01"))
     season = f"{demo.today.year}-autumn"
     order = demo.serial("TO")
-    work(demo, order, village, season, stage, area, demo.today, team, hour=hour, fresh=True)
+    work(demo, order, village, season, stage, area, demo.today, team, hour=free[0], fresh=True)
