@@ -227,9 +227,11 @@ def build_world(
     villages: int = 1,
     banks: tuple[str, ...] = ("BANKA",),
     amqp_uri: str | None = None,
+    **overrides: Any,
 ) -> World:
-    """Finance, the alliance and the given stubs; villages and banks in the directory."""
-    api = start_services(FinanceService, AllianceService, *extra, amqp_uri=amqp_uri)
+    """Finance, the alliance and the given stubs; villages and banks in the directory
+    (``overrides``: nameko config, e.g. ``max_workers``)."""
+    api = start_services(FinanceService, AllianceService, *extra, amqp_uri=amqp_uri, **overrides)
 
     def admin(path: str, body: dict[str, Any]) -> None:
         created(api.post(f"/api/v1/alliance{path}", body, role="district_admin", district=DISTRICT))
