@@ -351,3 +351,21 @@ def test_facts_fall_on_the_shanghai_business_day() -> None:
         "TaskVerified", {"cluster_id": "c1", "unit_id": None, "verified_on": "2026-11-03"}
     )
     assert facts_of(task)[0]["subject_kind"] == "cluster"
+
+
+def test_values_are_shown_in_human_units() -> None:
+    from services.ranking.display import money, quantity, shown
+
+    assert money(D(1234567)) == "1.23万元"
+    assert money(D(876543)) == "8,765.43元"
+    assert money(D(-1500000)) == "-1.50万元"
+    assert money(D(123456789012)) == "12.35亿元"
+    assert quantity("land_transferred_mu", D("1234.50")) == "1,234.5亩"
+    assert quantity("activities", D(12)) == "12次"
+    assert quantity("talent", D(3)) == "3人"
+    income = {"source": "collective_income_fen", "per_capita": True}
+    assert shown(income, {"raw": "123456", "value": "1234.56"}, 100) == "12.35元/人"
+    assert shown(income, {"raw": "123456", "value": "0"}, 0) == "—"
+    gmv = {"source": "gmv_fen", "growth": True}
+    assert shown(gmv, {"raw": "2250000", "value": "0.125"}, 0) == "2.25万元（同比+12.5%）"
+    assert shown({**gmv, "target": "2"}, {"raw": "2250000", "value": "0.06"}, 0) == "2.25万元"

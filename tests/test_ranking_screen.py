@@ -1,7 +1,7 @@
 """The big screen in a real headless Chromium (Debian's chromium and chromium-driver), driven
 over the W3C WebDriver protocol: it shows the TOP board in Chinese, escapes every name, and
-follows commands posted to the real alliance service without reloading. A screenshot is kept under
-artifacts/."""
+follows commands posted to the real alliance service without reloading; indicator values are shown
+in human units (money in 元/万元, never raw 分). A screenshot is kept under artifacts/."""
 
 from __future__ import annotations
 
@@ -22,7 +22,18 @@ from services.alliance.service import AllianceService
 from services.ranking.service import RankingService
 from shared.config import LOCAL_TZ
 from tests.conftest import free_port, unavailable
-from tests.test_ranking_support import wait_active, wait_for
+from tests.test_ranking_support import (
+    STUBS,
+    StubFinance,
+    competition_rules,
+    define,
+    district_of_three,
+    emit,
+    paid,
+    signed,
+    wait_active,
+    wait_for,
+)
 
 CHROMIUM = os.environ.get("CLUSTERGOV_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CLUSTERGOV_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -187,3 +198,56 @@ def test_the_screen_follows_the_board_live_and_escapes_names(start_services, bro
     ARTIFACTS.mkdir(exist_ok=True)
     browser.screenshot(ARTIFACTS / "ranking-screen.png")
     assert (ARTIFACTS / "ranking-screen.png").stat().st_size > 10_000
+
+
+CELLS = """return Array.from(document.querySelectorAll('#rows tr')).map(function (tr) {
+  return [tr.dataset.entity].concat(Array.from(tr.querySelectorAll('td.num')).map(
+    function (td) { return td.textContent; }));
+});"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_screen_shows_money_in_yuan_areas_in_mu_and_per_capita(start_services, browser):
+    api = start_services(RankingService, *STUBS, StubFinance)
+    district_of_three(api)  # c1: v1 (100 people); c2: v2 (200), v3 (100); c3: v4 (50)
+    rules = competition_rules(
+        indicators=[
+            {"key": "gmv", "name": "电商销售", "source": "gmv_fen", "weight": "0.4"},
+            {"key": "land", "name": "土地流转", "source": "land_transferred_mu", "weight": "0.3"},
+            {
+                "key": "income",
+                "name": "人均集体收入",
+                "source": "collective_income_fen",
+                "weight": "0.3",
+                "per_capita": True,
+            },
+        ],
+        windows=["month"],
+    )
+    define(api, "units", rules)
+    wait_active(api, "units")
+    day = datetime.now(LOCAL_TZ).date()
+    paid(api, "O1", [("v1", 1234567), ("v2", 98765)], f"{day.isoformat()}T12:00:00+08:00")
+    signed(api, "K1", "v2", "12.50", day)
+    emit(
+        api,
+        "finance",
+        "IncomeRecorded",
+        "I1",
+        entry_id="I1",
+        village_id="v3",
+        amount_fen=300000,
+        category="rent",
+        recorded_on=day.isoformat(),
+    )
+
+    browser.open(f"{api.base}/screen/units#token={api.token('ops')}")
+    expected = [
+        ["c1", "1.23万元", "0亩", "0.00元/人"],
+        ["c2", "987.65元", "12.5亩", "10.00元/人"],  # 3,000 元 over 300 people
+        ["c3", "0.00元", "0亩", "0.00元/人"],
+    ]
+    wait_for(lambda: sorted(browser.run(CELLS)) == expected, what="formatted cells")
+    page = browser.run("return document.getElementById('rows').textContent")
+    assert "1234567" not in page and "98765" not in page  # no raw 分 for a money indicator
+    assert "1,234,567" not in page

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
+from services.ranking import display
 from services.ranking.projections import (
     adjustments,
     board_changes,
@@ -306,6 +307,15 @@ def lookback(cv: CompetitionVersion) -> int:
     return max(1, int(streak or 0))
 
 
+def row_dict(cv: CompetitionVersion, row: Row) -> dict[str, Any]:
+    """A scored row as boards store and show it: each indicator cell also carries ``shown``,
+    its value in human units (``display.py``)."""
+    data = row.to_dict()
+    for indicator, cell in zip(cv.rules["indicators"], data["indicators"], strict=True):
+        cell["shown"] = display.shown(indicator, cell, row.population)
+    return data
+
+
 def payload(
     cv: CompetitionVersion, window: Window, rows: list[Row], today: date, limit: int
 ) -> dict[str, Any]:
@@ -332,7 +342,7 @@ def payload(
             }
             for i in cv.rules["indicators"]
         ],
-        "rows": [r.to_dict() for r in rows[:limit]],
+        "rows": [row_dict(cv, r) for r in rows[:limit]],
     }
 
 
@@ -358,7 +368,7 @@ def refresh_board(
         board_rows.c.window == kind,
     )
     stored = dict(db.execute(select(board_rows.c.entity_id, board_rows.c.row).where(key)).all())
-    fresh = {r.entity_id: r.to_dict() for r in rows}
+    fresh = {r.entity_id: row_dict(cv, r) for r in rows}
     changed = [
         {
             "competition_id": cv.competition_id,

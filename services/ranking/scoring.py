@@ -358,6 +358,7 @@ class Row:
     escalated: bool = False
     completion: Decimal | None = None
     last_fact_on: date | None = None
+    population: int = 0  # for showing per-capita values; not scored from here
 
     def indicator(self, key: str) -> IndicatorScore:
         return next(i for i in self.indicators if i.key == key)
@@ -477,6 +478,7 @@ def _row(rules: Rules, entity: Entity) -> Row:
         deduction=quantize(deduction),
         vetoed=vetoed,
         last_fact_on=entity.last_fact_on,
+        population=entity.population,
     )
 
 

@@ -65,7 +65,12 @@
       var chip = el("span", "card " + row.colour); chip.title = CARDS[row.colour] || row.colour;
       card.appendChild(chip); card.appendChild(el("span", "card-name", " " + (CARDS[row.colour] || "")));
       tr.appendChild(card);
-      row.indicators.forEach(function (cell) { tr.appendChild(el("td", "num", cell.raw)); });
+      row.indicators.forEach(function (cell) {
+        // "shown" is the value in human units (元/万元, 亩, 次 ...); never raw 分
+        var td = el("td", "num", cell.shown !== undefined ? cell.shown : cell.raw);
+        td.dataset.indicator = cell.key;
+        tr.appendChild(td);
+      });
       body.appendChild(tr);
     });
     lastRanks = {};
