@@ -78,7 +78,8 @@ def test_activities_are_counted_per_period_in_shanghai_time(api: Api) -> None:
     problem(api.get(f"{A}/activity-counts", params={"period": "2026-13"}), 422, "period")
 
     event = [e for e in api.events("alliance") if e["type"] == "ActivityRecorded"][1]
-    assert event["stream_id"] == f"{village}/activities"
+    # one stream per unit, type and instant: different activities of a unit never collide
+    assert event["stream_id"] == f"{village}/activities/meeting@2026-04-01T00:30:00+08:00"
     assert event["data"]["occurred_at"] == "2026-04-01T00:30:00+08:00"
     assert event["data"]["occurred_on"] == "2026-04-01"
     assert event["data"]["unit_id"] == village
@@ -249,12 +250,29 @@ def test_concurrent_duplicate_activities_record_one(api: Api) -> None:
     assert statuses == [201, 409, 409, 409], [a.text for a in answers]
     for loser in (a for a in answers if a.status_code == 409):
         assert "occurred_at" in loser.json()["errors"], loser.text
-    # different activities of a unit whose log does not exist yet are all recorded
+    # different activities of one unit, posted at once, are all recorded: each has its own
+    # stream, so they do not use up each other's retries
     fresh = register_village(api)
-    times = [f"2026-03-01T1{i}:00:00+08:00" for i in range(4)]
+    times = [f"2026-03-01T1{i}:00:00+08:00" for i in range(8)]
     with ThreadPoolExecutor(len(times)) as pool:
         answers = list(pool.map(lambda t: record(api, fresh, t, cadre(fresh)), times))
     assert [a.status_code for a in answers] == [201] * len(times), [a.text for a in answers]
     recorded = [e for e in api.events("alliance") if e["type"] == "ActivityRecorded"]
     assert len(recorded) == 1 + len(times)
     assert counts(api, "2026-03")["total"] == 1 + len(times)
+
+
+def test_one_activity_id_sent_by_two_units_at_once_is_recorded_once(api: Api) -> None:
+    units = [register_village(api) for _ in range(4)]
+    at = "2026-03-01T10:00:00+08:00"
+    same = {"id": new_id("ACT")}
+    before = len(api.events("alliance"))
+    with ThreadPoolExecutor(len(units)) as pool:
+        answers = list(pool.map(lambda unit: record(api, unit, at, cadre(unit), **same), units))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201, 409, 409, 409], [a.text for a in answers]
+    for loser in (a for a in answers if a.status_code == 409):
+        assert "id" in loser.json()["errors"], loser.text
+    recorded = [e for e in api.events("alliance") if e["type"] == "ActivityRecorded"]
+    assert len(api.events("alliance")) == before + 1 and len(recorded) == 1
+    assert counts(api, "2026-03")["total"] == 1

@@ -6,8 +6,8 @@
   at most one cluster of an alliance at a time" across its own memberships, so two concurrent
   joins of one village collide on its stream instead of both succeeding.
 * :class:`Task` — a key task, its progress, completion, verification and schedule state.
-* :class:`ActivityLog` — one unit's activity records; rejects a second record of the same type
-  at the same instant.
+* :class:`Activity` — one activity record, on the stream of its unit, type and instant; rejects a
+  second record of the same unit, type and instant.
 * :class:`Talent` — a person registered to a cluster.
 
 Command methods take the business day (``today`` or a date from the request); none reads the
@@ -467,8 +467,9 @@ class Task(Aggregate):
 # -- activity and talent -------------------------------------------------------------------------
 
 
-def activity_log_id(unit_id: str) -> str:
-    return f"{unit_id}/activities"
+def activity_id_of(unit_id: str, activity_type: str, occurred_at: datetime) -> str:
+    """The stream of one unit's activity of one type at one instant (in Asia/Shanghai)."""
+    return f"{unit_id}/activities/{activity_type}@{occurred_at.astimezone(LOCAL_TZ).isoformat()}"
 
 
 class DuplicateActivity(Conflict):
@@ -476,19 +477,16 @@ class DuplicateActivity(Conflict):
         super().__init__(message, errors={"occurred_at": [message]})
 
 
-class ActivityLog(Aggregate):
-    """One unit's activity records (stream ``<unit_id>/activities``)."""
-
-    snapshot_every = 100
+class Activity(Aggregate):
+    """One activity record, on the stream of its unit, type and instant
+    (:func:`activity_id_of`): a second record of the same unit, type and instant finds the stream
+    taken, while different activities of one unit never share a stream, so concurrent reports
+    of a busy unit do not collide. (Records made before this design are on one stream per unit,
+    ``<unit_id>/activities``; the service checks the read model for those.)"""
 
     def __init__(self, id: str) -> None:
         super().__init__(id)
-        #: (activity_type, occurred_at as UTC ISO) -> activity_id
-        self.seen: dict[str, str] = {}
-
-    @staticmethod
-    def _key(activity_type: str, occurred_at: datetime) -> str:
-        return f"{activity_type}@{occurred_at.astimezone(LOCAL_TZ).isoformat()}"
+        self.activity_id: str | None = None
 
     def record(
         self,
@@ -500,11 +498,10 @@ class ActivityLog(Aggregate):
         participants: int | None,
         reporter: str,
     ) -> None:
-        first = self.seen.get(self._key(activity_type, occurred_at))
-        if first is not None:
+        if self.activity_id is not None:
             raise DuplicateActivity(
                 f"unit {unit.id!r} already recorded a {activity_type} at "
-                f"{occurred_at.isoformat()} (activity {first!r})"
+                f"{occurred_at.isoformat()} (activity {self.activity_id!r})"
             )
         local = occurred_at.astimezone(LOCAL_TZ)
         self.trigger(
@@ -522,16 +519,7 @@ class ActivityLog(Aggregate):
 
     @applies(ActivityRecorded)
     def _recorded(self, data: dict[str, Any]) -> None:
-        self.seen[self._key(data["activity_type"], data["occurred_at"])] = data["activity_id"]
-
-    def to_snapshot(self) -> dict[str, Any]:
-        return {"seen": self.seen}
-
-    @classmethod
-    def from_snapshot(cls, id: str, state: dict[str, Any]) -> ActivityLog:
-        log = cls(id)
-        log.seen = dict(state["seen"])
-        return log
+        self.activity_id = data["activity_id"]
 
 
 class Talent(Aggregate):

@@ -22,7 +22,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
+from shared.errors import ConcurrencyError
 from shared.eventstore import RecordedEvent
 from shared.projections import Projection
 
@@ -244,16 +246,22 @@ class AllianceViews(Projection):
         _schedule(db, data, "overdue")
 
     def _on_ActivityRecorded(self, data: dict[str, Any], db: Connection) -> None:
-        db.execute(
-            activities.insert().values(
-                activity_id=data["activity_id"],
-                unit_id=data["unit_id"],
-                district=data["district"],
-                activity_type=data["activity_type"],
-                occurred_at=data["occurred_at"],
-                occurred_on=_day(data["occurred_on"]),
+        try:
+            db.execute(
+                activities.insert().values(
+                    activity_id=data["activity_id"],
+                    unit_id=data["unit_id"],
+                    district=data["district"],
+                    activity_type=data["activity_type"],
+                    occurred_at=data["occurred_at"],
+                    occurred_on=_day(data["occurred_on"]),
+                )
             )
-        )
+        except IntegrityError as exc:
+            # Activity ids are unique across units, and this table is where that is claimed:
+            # another unit's concurrent record took the id. The command is decided again and
+            # answers 409 naming ``id``.
+            raise ConcurrencyError(data["activity_id"]) from exc
 
     def _on_TalentRegistered(self, data: dict[str, Any], db: Connection) -> None:
         db.execute(

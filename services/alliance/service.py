@@ -29,7 +29,8 @@ Who may do what:
   that village's activity, nothing else.
 
 Rules answer 422 naming the field at fault; a duplicate activity (same unit, type and instant)
-answers 409 naming ``occurred_at``; acting outside the token's scope answers 403.
+answers 409 naming ``occurred_at``, an activity id already taken (by any unit) 409 naming ``id``;
+acting outside the token's scope answers 403.
 
 Overdue and behind schedule (序时进度) come from ``POST /api/v1/alliance/sweeps {"as_of"}``, which
 emits each task's state change once (see :meth:`services.alliance.domain.Task.evaluate`).
@@ -37,7 +38,7 @@ emits each task's state change once (see :meth:`services.alliance.domain.Task.ev
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -48,13 +49,23 @@ from sqlalchemy.engine import Connection
 from shared import auth
 from shared.clock import local_day
 from shared.commands import AlreadyExists, UnitOfWork
+from shared.config import LOCAL_TZ
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
 from shared.http import command, query
 from shared.periods import period_bounds
 from shared.service import ServiceBase
 
 from . import schemas
-from .domain import ActivityLog, Alliance, Cluster, MemberUnit, Talent, Task, activity_log_id
+from .domain import (
+    Activity,
+    Alliance,
+    Cluster,
+    DuplicateActivity,
+    MemberUnit,
+    Talent,
+    Task,
+    activity_id_of,
+)
 from .projections import (
     VIEWS,
     activities,
@@ -379,9 +390,10 @@ class AllianceService(ServiceBase):
             ).scalar()
             if taken is not None:
                 raise _AlreadyRecorded(activity_id)
-            log = uow.find(ActivityLog, activity_log_id(unit.id)) or uow.create(
-                ActivityLog, activity_log_id(unit.id)
-            )
+            slot = activity_id_of(unit.id, body["activity_type"], occurred_at)
+            log = uow.find(Activity, slot) or uow.create(Activity, slot)
+            if log.activity_id is None:
+                _no_earlier_record(uow, unit, body["activity_type"], occurred_at)
             log.record(
                 activity_id,
                 unit,
@@ -402,7 +414,8 @@ class AllianceService(ServiceBase):
             try:
                 return self.store.run(decide)
             except AlreadyExists:
-                # Another request started this unit's activity log first: decide again, on it.
+                # Another request recorded this unit's activity of this type at this instant
+                # first: decide again, and answer 409 naming the field.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
@@ -615,6 +628,25 @@ class _AlreadyRecorded(Conflict):
     def __init__(self, activity_id: str) -> None:
         message = f"activity {activity_id!r} is already recorded"
         super().__init__(message, errors={"id": [message]})
+
+
+def _no_earlier_record(
+    uow: UnitOfWork, unit: MemberUnit, activity_type: str, occurred_at: datetime
+) -> None:
+    """Records made when a unit's activities shared one stream are only in the read model."""
+    local = occurred_at.astimezone(LOCAL_TZ)
+    earlier = uow.connection.execute(
+        select(activities.c.activity_id).where(
+            activities.c.unit_id == unit.id,
+            activities.c.activity_type == activity_type,
+            activities.c.occurred_at == local.isoformat(),
+        )
+    ).scalar()
+    if earlier is not None:
+        raise DuplicateActivity(
+            f"unit {unit.id!r} already recorded a {activity_type} at "
+            f"{occurred_at.isoformat()} (activity {earlier!r})"
+        )
 
 
 def _require(uow: UnitOfWork, cls: type, stream_id: str, field: str) -> Any:
