@@ -46,6 +46,13 @@ class BadRequest(Problem):
     title = "Bad Request"
 
 
+class UnsupportedMediaType(Problem):
+    """The body's Content-Type is none of those the endpoint reads."""
+
+    status = 415
+    title = "Unsupported Media Type"
+
+
 class Unauthenticated(Problem):
     status = 401
     title = "Unauthorized"

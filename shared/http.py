@@ -13,16 +13,24 @@ loaded request schema) or ``args`` (the loaded query-string schema)::
              roles=["exchange_staff"], status=201)
     def register_parcel(self, request, body):
         return self.store.run(lambda uow: ...)
+
+``raw_body=("text/csv",)`` also accepts a body of those media types: the method then gets the
+decoded text (UTF-8, a leading byte-order mark dropped) as ``body`` instead of the loaded schema,
+and a body of any other type than JSON or those is a 415 naming Content-Type. Authentication,
+the Idempotency-Key (fingerprinting the raw bytes and the query string) and problem+json errors
+work as for JSON.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -35,7 +43,13 @@ from werkzeug.wrappers import Request, Response
 
 from shared import auth, logs, metrics
 from shared.commands import Outcome
-from shared.errors import BadRequest, Problem, ServiceUnavailable, Unprocessable
+from shared.errors import (
+    BadRequest,
+    Problem,
+    ServiceUnavailable,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from shared.eventstore import fingerprint
 from shared.web import ApiServer, problem_response
 
@@ -59,6 +73,7 @@ class Endpoint(Entrypoint):
         response: type[ma.Schema] | ma.Schema | None = None,
         status: int = 200,
         many: bool = False,
+        raw_body: Collection[str] = (),
         **kwargs: Any,
     ) -> None:
         unknown = set(roles or ()) - set(auth.ROLES)
@@ -72,6 +87,7 @@ class Endpoint(Entrypoint):
         self.response_schema = response() if isinstance(response, type) else response
         self.status = status
         self.many = many
+        self.raw_body = tuple(raw_body)
         super().__init__(**kwargs)
 
     # -- nameko plumbing ----------------------------------------------------------------------
@@ -110,8 +126,11 @@ class Endpoint(Entrypoint):
         try:
             context = self._context(request, correlation_id)
             kwargs = dict(request.path_values)
-            if self.body_schema is not None:
-                kwargs["body"] = self._load(self.body_schema, context.pop("_body"))
+            body = context.pop("_body")
+            if isinstance(body, RawBody):
+                kwargs["body"] = body.text
+            elif self.body_schema is not None:
+                kwargs["body"] = self._load(self.body_schema, body)
             if self.args_schema is not None:
                 kwargs["args"] = self._load(self.args_schema, request.args.to_dict())
             args = (request,)
@@ -179,14 +198,27 @@ class Endpoint(Entrypoint):
                     errors={"Idempotency-Key": ["1-200 printable ASCII characters"]},
                 )
             context["idempotency_key"] = key
-            context["fingerprint"] = fingerprint(self.method, request.path, body)
+            if isinstance(body, RawBody):
+                parts = (body.media_type, request.args.to_dict(flat=False), body.raw)
+                context["fingerprint"] = fingerprint(self.method, request.path, *parts)
+            else:
+                context["fingerprint"] = fingerprint(self.method, request.path, body)
         return context
 
     def _read_json(self, request: Request) -> Any:
+        """The JSON body; or, for a media type in ``raw_body``, its decoded text."""
         raw = request.get_data(cache=True)
+        if request.mimetype in self.raw_body:
+            return self._read_raw(request, raw)
         if not raw:
             return {}
         if request.mimetype != "application/json":
+            if self.raw_body:
+                accepted = ", ".join(("application/json", *self.raw_body))
+                raise UnsupportedMediaType(
+                    f"the request body must be one of {accepted}",
+                    errors={"Content-Type": [f"expected {accepted}, got {request.mimetype!r}"]},
+                )
             raise BadRequest(
                 "the request body must be application/json",
                 errors={"Content-Type": [f"expected application/json, got {request.mimetype!r}"]},
@@ -195,6 +227,23 @@ class Endpoint(Entrypoint):
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+    @staticmethod
+    def _read_raw(request: Request, raw: bytes) -> RawBody:
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                f"a {request.mimetype} body must be UTF-8",
+                errors={"Content-Type": [f"expected charset=utf-8, got {charset!r}"]},
+            )
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(
+                f"the request body is not valid UTF-8: {exc}",
+                errors={"body": ["not valid UTF-8"]},
+            ) from None
+        return RawBody(request.mimetype, text, hashlib.sha256(raw).hexdigest())
 
     @staticmethod
     def _load(schema: ma.Schema, data: Any) -> Any:
@@ -232,6 +281,15 @@ class Endpoint(Entrypoint):
             result = result.result
         status, body = self.render(result)
         return Response(body, status=status, content_type="application/json")
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A body read as text (``raw_body``): its media type, the text and the bytes' SHA-256."""
+
+    media_type: str
+    text: str
+    raw: str
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -77,6 +77,11 @@ def build_spec(service: str, endpoints: list[Any]) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": endpoint.body_schema}},
             }
+        if endpoint.raw_body:
+            body = operation.setdefault("requestBody", {"required": True, "content": {}})
+            for media_type in endpoint.raw_body:
+                body["content"][media_type] = {"schema": {"type": "string"}}
+            operation["responses"]["415"] = _problem("a body of another media type")
         if endpoint.method == "POST":
             operation["parameters"].append(
                 {
