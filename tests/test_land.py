@@ -4,6 +4,7 @@ contracts, rent and abandoned land."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from services.alliance.service import AllianceService
 from services.land.domain import add_working_days, split_fen
 from services.land.service import LandService
 from tests.test_land_support import (
+    STAFF,
     FinanceStub,
     at,
     bid,
@@ -443,3 +445,148 @@ def test_split_adds_up_to_the_fen() -> None:
     assert add_working_days(date(2026, 11, 27), 3) == date(2026, 12, 2)  # Friday + 3
     holiday = frozenset({date(2026, 11, 30)})
     assert add_working_days(date(2026, 11, 27), 3, holiday) == date(2026, 12, 3)
+
+
+def test_rent_split_among_co_contractors(start_services: Any) -> None:
+    """A family's contract split three ways: every payment is split to the fen, the fee first,
+    then the households by share (largest remainder, ties in household id order)."""
+    api = start_services(LandService, AllianceService)
+    make_village(api, "V-6")
+    parcel = {
+        "id": "P-6",
+        "village_id": "V-6",
+        "household_id": "H-1",
+        "area_mu": "10.00",
+        "land_class": "paddy",
+        "basic_farmland": False,
+        "contract_period_ends_on": "2040-12-31",
+    }
+    family = [
+        {"household_id": "H-1", "share_pct": "33.34"},
+        {"household_id": "H-2", "share_pct": "33.33"},
+        {"household_id": "H-3", "share_pct": "33.33"},
+    ]
+    parcels = "/api/v1/land/parcels"
+    short = [family[0], family[1] | {"share_pct": "33.32"}, family[2]]
+    rejected(api, parcels, parcel | {"co_contractors": short}, "co_contractors")  # 99.99 %
+    long = [family[0] | {"share_pct": "33.35"}, *family[1:]]
+    rejected(api, parcels, parcel | {"co_contractors": long}, "co_contractors")  # 100.01 %
+    twice = [family[0], family[1], family[1] | {"share_pct": "33.33"}]
+    rejected(api, parcels, parcel | {"co_contractors": twice}, "co_contractors")
+    rejected(api, parcels, parcel | {"co_contractors": family[1:]}, "co_contractors")  # no rep.
+    rejected(
+        api,
+        parcels,
+        parcel | {"household_id": None, "co_contractors": family},
+        "co_contractors",
+    )
+    rejected(
+        api,
+        parcels,
+        parcel | {"co_contractors": [family[0] | {"share_pct": "100.001"}]},
+        "co_contractors.0.share_pct",
+    )
+    registered = created(api, parcels, parcel | {"co_contractors": family})
+    assert registered["co_contractors"] == family
+    created(
+        api,
+        "/api/v1/land/contracts",
+        {
+            "id": "C-6",
+            "parcel_id": "P-6",
+            "transferee_id": "F-6",
+            "transferee_type": "family_farm",
+            "area_mu": "10.00",
+            "starts_on": "2027-01-01",
+            "ends_on": "2030-12-31",
+            "land_use": "grain",
+            "rent_fen_per_mu_year": 90000,
+            "management_fee_bp": 300,
+            "household_signed": True,
+            "signed_on": "2026-11-25",
+        },
+        role={"role": "household", "subject": "H-1"},
+    )
+    sweep(api, "2026-12-15")
+    for amount in (2, 100001, 799997):
+        created(
+            api,
+            "/api/v1/land/contracts/C-6/rent-payments",
+            {"invoice_id": "C-6/Y1", "amount_fen": amount, "paid_on": "2026-12-20"},
+        )
+    events = land_events(api)
+    signed = of_type(events, "TransferContractSigned")[0]["data"]
+    assert signed["household_shares"] == family
+    paid = [p["data"] for p in of_type(events, "RentPaid")]
+    split = [{s["payee_id"]: s["amount_fen"] for s in p["shares"]} for p in paid]
+    assert split == [
+        # 2 fen, no fee: 0.6668 / 0.6666 / 0.6666 -> the two largest remainders, H-2 before H-3.
+        {"H-1": 1, "H-2": 1, "H-3": 0},
+        # fee 3 % of 100003 so far = 3000; 97001 left: 32340.13 / 32330.43 / 32330.43.
+        {"H-1": 32340, "H-2": 32331, "H-3": 32330, "V-6": 3000},
+        # fee 27000 on the whole year less 3000; 775997 left: 258717.40 / 258639.80 twice.
+        {"H-1": 258717, "H-2": 258640, "H-3": 258640, "V-6": 24000},
+    ]
+    for payment in paid:
+        assert sum(s["amount_fen"] for s in payment["shares"]) == payment["amount_fen"]
+        assert [s["payee_type"] for s in payment["shares"]][:3] == ["household"] * 3
+    assert sum(sum(s.values()) for s in split) == 900000
+    invoice = api.get("/api/v1/land/contracts/C-6").json()["invoices"]["C-6/Y1"]
+    assert (invoice["paid_fen"], invoice["outstanding_fen"]) == (900000, 0)
+
+
+def test_corporate_review_area_is_used_up(start_services: Any) -> None:
+    """One review may cover several contracts, never more than the area it approved in all,
+    even when contracts drawing on it are signed at the same moment."""
+    api = start_services(LandService, AllianceService)
+    make_village(api, "V-7")
+    register_parcel(api, "P-7", "V-7", household_id=None, area_mu="400.00")
+    created(
+        api,
+        "/api/v1/land/corporate-reviews",
+        {
+            "id": "R-7",
+            "transferee_id": "CO-7",
+            "village_id": "V-7",
+            "area_mu": "130",
+            "project": "greenhouses",
+        },
+    )
+    created(
+        api,
+        "/api/v1/land/corporate-reviews/R-7/decisions",
+        {"approved": True, "opinion": "capable"},
+    )
+    body = {
+        "parcel_id": "P-7",
+        "transferee_id": "CO-7",
+        "transferee_type": "company",
+        "area_mu": "60.00",
+        "starts_on": "2027-01-01",
+        "ends_on": "2030-12-31",
+        "land_use": "vegetables",
+        "rent_fen_per_mu_year": 90000,
+        "corporate_review_id": "R-7",
+        "signed_on": "2026-11-25",
+    }
+    created(api, "/api/v1/land/contracts", body | {"id": "C-71"})
+    # 70 mu are left: two contracts of 60 at once, exactly one gets them.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        responses = list(
+            pool.map(
+                lambda cid: api.post("/api/v1/land/contracts", body | {"id": cid}, **STAFF),
+                ("C-72", "C-73"),
+            )
+        )
+    assert sorted(r.status_code for r in responses) == [201, 422], [r.text for r in responses]
+    refused = next(r for r in responses if r.status_code == 422).json()
+    assert "corporate_review_id" in refused["errors"]
+    rejected(api, "/api/v1/land/contracts", body | {"id": "C-74"}, "corporate_review_id")
+    used = [e["data"] for e in of_type(land_events(api), "CorporateReviewAreaUsed")]
+    assert [(u["area_mu"], u["remaining_mu"]) for u in used] == [
+        ("60.00", "70.00"),
+        ("60.00", "10.00"),
+    ]
+    # 10 mu are left, but a contract that small needs no review at all.
+    created(api, "/api/v1/land/contracts", body | {"id": "C-75", "area_mu": "50.00"})
+    assert len(of_type(land_events(api), "CorporateReviewAreaUsed")) == 2

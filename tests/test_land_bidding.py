@@ -145,15 +145,49 @@ def test_too_few_bidders_reannounce_negotiate_and_forfeit(start_services: Any) -
     assert sweep(api, "2026-12-02")["events"] == 0
     sweep(api, "2026-12-03")
     assert sweep(api, "2026-12-04")["events"] == 0
-    types = [e["type"] for e in listing_events(api, "LS-N")]
+    events = listing_events(api, "LS-N")
+    types = [e["type"] for e in events]
     assert types.count("DepositForfeited") == 1 and types.count("ListingReopened") == 1
+    # The loser's deposit went back with the reopening, once; the winner's was kept.
+    refunds = [e["data"] for e in events if e["type"] == "DepositRefunded"]
+    assert [(r["bidder_id"], r["amount_fen"]) for r in refunds] == [("B-1", 200000)]
+    assert types.index("DepositForfeited") < types.index("DepositRefunded")
+    assert types.index("DepositRefunded") < types.index("ListingReopened")
     listing = api.get("/api/v1/land/listings/LS-N").json()
-    assert listing["state"] == "approved"
-    assert listing["bidders"]["B-2"]["deposit"] == "forfeited"
-    rejected(api, "/api/v1/land/listings/LS-N/bidders/B-2/refunds", {}, "bidder_id")
-    # B-1 stays qualified for the re-published listing: its deposit is still held.
-    rejected(api, "/api/v1/land/listings/LS-N/bidders/B-1/refunds", {}, "listing_id")
+    assert (listing["state"], listing["bidders"], listing["award"]) == ("approved", {}, None)
+    refund = "/api/v1/land/listings/LS-N/bidders/{}/refunds"
+    rejected(api, refund.format("B-2"), {}, "bidder_id")
+    rejected(api, refund.format("B-1"), {}, "bidder_id")  # refunded already
     rejected(api, "/api/v1/land/listings/LS-N/winner-payments", {"amount_fen": 1}, "listing_id")
+    # Nobody takes part before the exchange announces the listing again.
+    register = "/api/v1/land/listings/LS-N/bidders"
+    rejected(
+        api, register, {"bidder_id": "B-1", "bidder_type": "household", "name": "x"}, "listing_id"
+    )
+
+    # Announced again: a fresh cycle of two announcements, a fresh registration for everyone.
+    closes = at(timedelta(seconds=1))
+    created(
+        api,
+        "/api/v1/land/listings/LS-N/publications",
+        {
+            "registration_closes_at": closes,
+            "auction_starts_at": closes,
+            "auction_ends_at": at(timedelta(hours=1)),
+        },
+    )
+    for bidder in ("B-1", "B-3", "B-4"):
+        qualify(api, "LS-N", bidder)
+    rejected(
+        api, register, {"bidder_id": "B-2", "bidder_type": "household", "name": "x"}, "bidder_id"
+    )
+    time.sleep(1.1)
+    sweep(api, at(timedelta(0)))
+    listing = api.get("/api/v1/land/listings/LS-N").json()
+    assert (listing["state"], listing["round"]) == ("bidding", 3)
+    rejected(api, "/api/v1/land/listings/LS-N/bids", _bid("B-2", 90000), "bidder_id")
+    assert bid(api, "LS-N", "B-1", 80000).status_code == 201
+    assert api.get("/api/v1/land/listings/LS-N").json()["high_bid"]["bid_id"] == "R3-B1"
 
 
 def test_many_bidders_at_once(start_services: Any) -> None:

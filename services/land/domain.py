@@ -60,6 +60,39 @@ def split_fen(total: int, weights: dict[str, Decimal]) -> dict[str, int]:
     return {payee: by_payee[payee] for payee in weights}
 
 
+HUNDRED = Decimal(ev.WHOLE_PERCENT)
+
+
+def check_co_contractors(household_id: str | None, co_contractors: list[dict[str, Any]]) -> None:
+    """A household parcel's contracting households: each once, the representative
+    (``household_id``) among them, shares positive and adding up to exactly 100 %."""
+    field = "co_contractors"
+    if household_id is None:
+        if co_contractors:
+            raise DomainError("collective land has no contracting households", field)
+        return
+    ids = [c["household_id"] for c in co_contractors]
+    if len(set(ids)) != len(ids):
+        raise DomainError("a household is listed twice", field)
+    if household_id not in ids:
+        raise DomainError(f"the representative {household_id!r} must be listed", field)
+    if any(c["share_pct"] <= 0 for c in co_contractors):
+        raise DomainError("every share must be positive", field)
+    total = sum((c["share_pct"] for c in co_contractors), ZERO)
+    if total != HUNDRED:
+        raise DomainError(f"the shares add up to {total} %, not 100 %", field)
+
+
+def household_weights(
+    household_id: str | None, shares: list[dict[str, Any]] | None
+) -> dict[str, Decimal]:
+    """Who receives a parcel's rent, by share: the co-contractors, or (events from before
+    co-contractors existed) the one household."""
+    if shares:
+        return {s["household_id"]: s["share_pct"] for s in shares}
+    return {household_id: HUNDRED} if household_id else {}
+
+
 def add_years(day: date, years: int) -> date:
     try:
         return day.replace(year=day.year + years)
@@ -107,6 +140,8 @@ class Parcel(Aggregate):
         self.village_id = ""
         self.district = ""
         self.household_id: str | None = None
+        #: Every contracting household and its share in percent (the representative included).
+        self.co_contractors: dict[str, Decimal] = {}
         self.area_mu = ZERO
         self.land_class = ""
         self.basic_farmland = False
@@ -114,8 +149,21 @@ class Parcel(Aggregate):
         self.entrustments: dict[str, Entrustment] = {}
         self.commitments: dict[str, Commitment] = {}
 
-    def register(self, **facts: Any) -> None:
-        self.trigger(ev.ParcelRegistered, parcel_id=self.id, **facts)
+    def register(self, co_contractors: list[dict[str, Any]] | None, **facts: Any) -> None:
+        household_id = facts["household_id"]
+        if co_contractors is None:
+            co_contractors = (
+                [{"household_id": household_id, "share_pct": HUNDRED}] if household_id else []
+            )
+        check_co_contractors(household_id, co_contractors)
+        self.trigger(ev.ParcelRegistered, parcel_id=self.id, co_contractors=co_contractors, **facts)
+
+    @property
+    def household_shares(self) -> list[dict[str, Any]]:
+        return [
+            {"household_id": household, "share_pct": share}
+            for household, share in self.co_contractors.items()
+        ]
 
     # -- entrustments --
 
@@ -323,6 +371,7 @@ class Parcel(Aggregate):
         self.village_id = data["village_id"]
         self.district = data["district"]
         self.household_id = data["household_id"]
+        self.co_contractors = household_weights(data["household_id"], data["co_contractors"])
         self.area_mu = data["area_mu"]
         self.land_class = data["land_class"]
         self.basic_farmland = data["basic_farmland"]
@@ -406,7 +455,17 @@ HOLDS_PARCEL = frozenset(
 
 
 class Listing(Aggregate):
-    """A listing (挂牌) from application to award; bids serialise on its stream."""
+    """A listing (挂牌) from application to award; bids serialise on its stream.
+
+    A winner who does not pay within the configured working days forfeits the deposit, and the
+    listing reopens: it goes back to "approved" and the exchange announces it again (new
+    windows, possibly amended terms), as a fresh pair of announcements. The other bidders' deposits
+    still held are refunded with the reopening, once, and their registrations end with the old
+    announcement: whoever wants the land registers and pays a deposit again for the new one. A
+    re-announcement may come weeks later and on other terms, so no bidder's money is held for
+    it, and nobody is entered into an auction they did not sign up for. The defaulting winner is
+    barred from the listing: it may not register, deposit or bid on it again.
+    """
 
     def __init__(self, id: str) -> None:
         super().__init__(id)
@@ -417,6 +476,10 @@ class Listing(Aggregate):
         self.published_at: datetime | None = None
         self.suspended_from = ""
         self.bidders: dict[str, Bidder] = {}
+        #: Bidders who forfeited a deposit on this listing: they may not take part again.
+        self.barred: set[str] = set()
+        #: The round before the current cycle of announcements (reopening starts a new cycle).
+        self.cycle_started_after = 0
         self.bids: list[Bid] = []
         self.award: Award | None = None
         self.contract_id: str | None = None
@@ -548,6 +611,11 @@ class Listing(Aggregate):
         self._require(OPEN_FOR_REGISTRATION)
         if now >= self.windows["registration_closes_at"]:
             raise DomainError("registration has closed", "listing_id")
+        if bidder_id in self.barred:
+            raise DomainError(
+                f"{bidder_id!r} forfeited its deposit on this listing and may not take part again",
+                "bidder_id",
+            )
         if bidder_id in self.bidders:
             raise DomainError(f"{bidder_id!r} is already registered", "bidder_id")
         self.trigger(
@@ -642,13 +710,23 @@ class Listing(Aggregate):
                 amount_fen=winner.deposit_fen,
                 forfeited_on=today,
             )
+            # The old announcement is over: what the other bidders still hold goes back now.
+            for bidder_id, bidder in sorted(self.bidders.items()):
+                if bidder.deposit == "held":
+                    self.trigger(
+                        ev.DepositRefunded,
+                        listing_id=self.id,
+                        bidder_id=bidder_id,
+                        amount_fen=bidder.deposit_fen,
+                        refunded_on=today,
+                    )
             self.trigger(ev.ListingReopened, listing_id=self.id, reopened_on=today)
 
     def _close_registration(self, now: datetime, rules: Rules, parcel: Parcel) -> None:
         qualified = sum(1 for b in self.bidders.values() if b.qualified)
         if qualified >= rules.min_bidders:
             outcome = "auction"
-        elif self.round < 2:
+        elif self.round - self.cycle_started_after < 2:
             outcome = "reannounce"
         elif qualified:
             outcome = "negotiate"
@@ -879,6 +957,9 @@ class Listing(Aggregate):
         self.state = "approved"
         self.award = None
         self.bids = []
+        self.barred |= {b for b, bidder in self.bidders.items() if bidder.deposit == "forfeited"}
+        self.bidders = {}
+        self.cycle_started_after = self.round
 
     @applies(ev.DepositRefunded)
     def _refunded(self, data: dict[str, Any]) -> None:
@@ -901,7 +982,13 @@ class CorporateReview(Aggregate):
         self.transferee_id = ""
         self.village_id = ""
         self.area_mu = ZERO
+        self.used_mu = ZERO
+        self.contracts: list[str] = []
         self.status = "new"
+
+    @property
+    def remaining_mu(self) -> Decimal:
+        return self.area_mu - self.used_mu
 
     def submit(self, **facts: Any) -> None:
         self.trigger(ev.CorporateReviewSubmitted, review_id=self.id, **facts)
@@ -912,14 +999,34 @@ class CorporateReview(Aggregate):
         event = ev.CorporateTransferApproved if approved else ev.CorporateTransferRejected
         self.trigger(event, review_id=self.id, opinion=opinion, decided_on=decided_on)
 
-    def require_approval_for(self, transferee_id: str, village_id: str, area_mu: Decimal) -> None:
+    def use_for(
+        self, contract_id: str, transferee_id: str, village_id: str, area_mu: Decimal
+    ) -> None:
+        """A contract takes ``area_mu`` of the approved area: several contracts may share one
+        review, together never more than it approved (a terminated contract does not give its
+        area back: the approval was for the project, and a new project is reviewed anew)."""
         field = "corporate_review_id"
         if self.status != "approved":
             raise DomainError(f"the corporate review is {self.status}, not approved", field)
         if self.transferee_id != transferee_id or self.village_id != village_id:
             raise DomainError("the review is for another company or village", field)
-        if area_mu > self.area_mu:
-            raise DomainError(f"the review approved {self.area_mu} mu", field)
+        if area_mu > self.remaining_mu:
+            raise DomainError(
+                f"the review approved {self.area_mu} mu, of which {self.remaining_mu} are left",
+                field,
+            )
+        self.trigger(
+            ev.CorporateReviewAreaUsed,
+            review_id=self.id,
+            contract_id=contract_id,
+            area_mu=area_mu,
+            remaining_mu=self.remaining_mu - area_mu,
+        )
+
+    @applies(ev.CorporateReviewAreaUsed)
+    def _used(self, data: dict[str, Any]) -> None:
+        self.used_mu += data["area_mu"]
+        self.contracts.append(data["contract_id"])
 
     @applies(ev.CorporateReviewSubmitted)
     def _submitted(self, data: dict[str, Any]) -> None:
@@ -1163,20 +1270,26 @@ class TransferContract(Aggregate):
                 )
 
     def pay_rent(self, invoice_id: str, amount_fen: int, paid_on: date) -> None:
+        """Rent received is split: the collective's management fee first (3-party agreements),
+        the rest among the contracting households by their shares, each payment on its own, to
+        the fen (largest remainder, ties in household id order): the shares always add up to
+        what was received."""
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
             raise DomainError(f"no invoice {invoice_id!r} on this contract", "invoice_id")
         if amount_fen > invoice.outstanding_fen:
             raise DomainError(f"{invoice.outstanding_fen} fen are outstanding", "amount_fen")
         fee = self._fee_for(invoice, amount_fen)
-        household = self.facts["household_id"]
-        shares = [
-            {
-                "payee_id": household or self.village_id,
-                "payee_type": "household" if household else "collective",
-                "amount_fen": amount_fen - fee,
-            }
-        ]
+        weights = household_weights(self.facts["household_id"], self.facts["household_shares"])
+        if weights:
+            shares = [
+                {"payee_id": household, "payee_type": "household", "amount_fen": part}
+                for household, part in split_fen(amount_fen - fee, weights).items()
+            ]
+        else:
+            shares = [
+                {"payee_id": self.village_id, "payee_type": "collective", "amount_fen": amount_fen}
+            ]
         if fee:
             shares.append(
                 {"payee_id": self.village_id, "payee_type": "collective", "amount_fen": fee}

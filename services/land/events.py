@@ -26,6 +26,9 @@ TERMINATION_REASONS = (
 )
 RECLAMATION_MODES = ("household", "large_operator", "collective")
 PAYEE_TYPES = ("household", "collective")
+#: Percentages of a parcel's co-contracting households have at most two decimals and add up to
+#: exactly this.
+WHOLE_PERCENT = "100.00"
 
 
 def _area(**kwargs: object) -> ma.fields.Decimal:
@@ -39,6 +42,13 @@ def _fen(**kwargs: object) -> ma.fields.Integer:
 # -- parcels ----------------------------------------------------------------------------------
 
 
+class HouseholdShare(ma.Schema):
+    """One co-contracting household's share of a parcel (and so of its rent), in percent."""
+
+    household_id = ma.fields.String(required=True)
+    share_pct = ma.fields.Decimal(as_string=True, places=2, required=True)
+
+
 @event_type
 class ParcelRegistered(Event):
     """A parcel of contracted land (地块) enters the exchange's register."""
@@ -48,7 +58,20 @@ class ParcelRegistered(Event):
     village_id = ma.fields.String(required=True)
     district = ma.fields.String(required=True)
     household_id = ma.fields.String(
-        required=True, allow_none=True, metadata={"description": "null: collective land"}
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "the contracting household (its representative); null: collective"
+        },
+    )
+    co_contractors = ma.fields.List(
+        ma.fields.Nested(HouseholdShare),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "every contracting household with its share in percent (adding up to "
+            "100.00); empty for collective land; absent in events before co-contractors existed"
+        },
     )
     area_mu = _area(required=True)
     land_class = ma.fields.String(required=True)
@@ -343,7 +366,9 @@ class DepositForfeited(Event):
 
 @event_type
 class ListingReopened(Event):
-    """After a forfeit the listing goes back to be published again; other bidders stay."""
+    """After a forfeit the listing goes back to "approved", to be announced again with new
+    windows: every bidder registers and pays a deposit afresh (the other bidders' deposits were
+    refunded just before), and the defaulting winner may not take part again."""
 
     TYPE = "ListingReopened"
     listing_id = ma.fields.String(required=True)
@@ -398,6 +423,18 @@ class CorporateTransferApproved(Event):
 
 
 @event_type
+class CorporateReviewAreaUsed(Event):
+    """A contract took part of the area a review approved; what is left may go to later
+    contracts, never more than the approved area in all."""
+
+    TYPE = "CorporateReviewAreaUsed"
+    review_id = ma.fields.String(required=True)
+    contract_id = ma.fields.String(required=True)
+    area_mu = _area(required=True)
+    remaining_mu = _area(required=True)
+
+
+@event_type
 class CorporateTransferRejected(Event):
     """The review panel refused."""
 
@@ -436,6 +473,15 @@ class TransferContractSigned(Event):
     listing_id = ma.fields.String(required=True, allow_none=True)
     corporate_review_id = ma.fields.String(required=True, allow_none=True)
     signed_on = ma.fields.Date(required=True)
+    household_shares = ma.fields.List(
+        ma.fields.Nested(HouseholdShare),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the parcel's co-contracting households and their shares of the rent "
+            "(empty for collective land; absent before co-contractors existed: all to household_id)"
+        },
+    )
 
 
 @event_type

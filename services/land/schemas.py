@@ -12,6 +12,7 @@ from services.land.events import (
     TERMINATION_REASONS,
     TRANSFER_MODES,
     TRANSFEREE_TYPES,
+    HouseholdShare,
     ListingTerms,
     TransferContractSigned,
 )
@@ -20,10 +21,32 @@ from shared.fields import Body, area, fen, identifier, positive, text
 # -- parcels ----------------------------------------------------------------------------------
 
 
+class CoContractorIn(Body):
+    household_id = identifier(required=True)
+    share_pct = area(positive, required=True, metadata={"description": "percent, 2 decimals"})
+
+
 class ParcelIn(Body):
     id = identifier(required=True, metadata={"description": "the parcel code (地块代码)"})
     village_id = identifier(required=True)
-    household_id = identifier(load_default=None, allow_none=True)
+    household_id = identifier(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the contracting household, or its representative; null: collective land"
+        },
+    )
+    co_contractors = ma.fields.List(
+        ma.fields.Nested(CoContractorIn),
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=50),
+        metadata={
+            "description": "households sharing the contract (a family's 承包 split), the "
+            "representative included, with shares adding up to 100.00 %; default: "
+            "household_id alone"
+        },
+    )
     area_mu = area(positive, required=True)
     land_class = text(500, required=True)
     basic_farmland = ma.fields.Boolean(required=True)
@@ -81,6 +104,7 @@ class ParcelOut(ma.Schema):
     village_id = ma.fields.String()
     district = ma.fields.String()
     household_id = ma.fields.String(allow_none=True)
+    co_contractors = ma.fields.Method("dump_co_contractors")
     area_mu = ma.fields.Decimal(as_string=True, places=2)
     land_class = ma.fields.String()
     basic_farmland = ma.fields.Boolean()
@@ -88,6 +112,9 @@ class ParcelOut(ma.Schema):
     entrustments = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(EntrustmentOut))
     commitments = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(CommitmentOut))
     version = ma.fields.Integer()
+
+    def dump_co_contractors(self, parcel: Any) -> list[dict[str, Any]]:
+        return HouseholdShare(many=True).dump(parcel.household_shares)
 
 
 # -- listings ---------------------------------------------------------------------------------
@@ -231,6 +258,9 @@ class CorporateReviewOut(ma.Schema):
     transferee_id = ma.fields.String()
     village_id = ma.fields.String()
     area_mu = ma.fields.Decimal(as_string=True, places=2)
+    used_mu = ma.fields.Decimal(as_string=True, places=2)
+    remaining_mu = ma.fields.Decimal(as_string=True, places=2)
+    contracts = ma.fields.List(ma.fields.String())
     status = ma.fields.String()
     version = ma.fields.Integer()
 

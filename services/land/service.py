@@ -120,6 +120,7 @@ class LandService(DirectoryMember, ServiceBase):
                 village_id=village.village_id,
                 district=village.district,
                 household_id=body["household_id"],
+                co_contractors=body["co_contractors"],
                 area_mu=body["area_mu"],
                 land_class=body["land_class"],
                 basic_farmland=body["basic_farmland"],
@@ -476,6 +477,7 @@ class LandService(DirectoryMember, ServiceBase):
                 village_id=parcel.village_id,
                 district=parcel.district,
                 household_id=parcel.household_id,
+                household_shares=parcel.household_shares,
                 transferee_id=body["transferee_id"],
                 transferee_type=body["transferee_type"],
                 mode=body["mode"],
@@ -536,7 +538,8 @@ class LandService(DirectoryMember, ServiceBase):
         review = uow.find(CorporateReview, body[field])
         if review is None:
             raise DomainError(f"no corporate review {body[field]!r}", field)
-        review.require_approval_for(body["transferee_id"], parcel.village_id, facts["area_mu"])
+        # The review's stream serialises contracts drawing on it: its area is used up once.
+        review.use_for(body["id"], body["transferee_id"], parcel.village_id, facts["area_mu"])
 
     @query("/api/v1/land/contracts/<contract_id>", response=s.ContractOut, roles=READERS)
     def get_contract(self, request: Any, contract_id: str) -> TransferContract:
@@ -651,7 +654,8 @@ class LandService(DirectoryMember, ServiceBase):
         response=s.ContractOut, roles=LOCAL, status=201,
     )  # fmt: skip
     def pay_rent(self, request: Any, contract_id: str, body: dict[str, Any]) -> Any:
-        """Record rent received; it is split to the household and the collective's fee."""
+        """Record rent received; it is split to the collective's fee (3-party agreement) and the
+        contracting households by their shares, adding up to the fen to what was received."""
         return self._contract_command(
             contract_id,
             lambda contract, *_: contract.pay_rent(
