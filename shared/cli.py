@@ -339,7 +339,12 @@ def cmd_bank(args: argparse.Namespace) -> int:
     if settings.embedded_broker:
         raise SystemExit("bank provision needs RabbitMQ: set CLUSTERGOV_AMQP_URI")
     try:
-        done = provision(settings.amqp_uri, args.code, rotate=args.rotate)
+        done = provision(
+            settings.amqp_uri,
+            args.code,
+            rotate=args.rotate,
+            management_url=settings.rabbitmq_management_url,
+        )
     except ProvisionError as exc:
         raise SystemExit(f"clustergov bank provision: {exc}") from None
     print(f"queue {done.queue} on vhost {done.vhost!r}, bound to {args.code}.#")

@@ -32,6 +32,9 @@ class Settings:
     service_url: str
     relay: bool
     catch_up_interval: float
+    #: RabbitMQ's management API (``clustergov bank provision``), e.g.
+    #: http://user:pass@rabbitmq:15672/ ; None: the AMQP host on port 15672, AMQP credentials.
+    rabbitmq_management_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +54,7 @@ class Settings:
             service_url=environ.get("CLUSTERGOV_SERVICE_URL", ""),
             relay=environ.get("CLUSTERGOV_RELAY", "on").lower() not in {"off", "0", "false"},
             catch_up_interval=float(environ.get("CLUSTERGOV_CATCH_UP_INTERVAL", "30")),
+            rabbitmq_management_url=environ.get("CLUSTERGOV_RABBITMQ_MANAGEMENT_URL") or None,
         )
 
     @property

@@ -4,6 +4,7 @@ documented envelope, and is refused another bank's queue. The catch-up API is ba
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -118,3 +119,22 @@ def test_each_bank_gets_exactly_its_own_events_in_order(
     assert [e["event_id"] for e in first["events"] + rest["events"]] == expected[code_a]
     no_bank = world.get("/api/v1/finance/bank-feed", role="bank")
     assert no_bank.status_code == 403
+
+
+def test_the_management_url_is_configurable():
+    from shared.config import Settings
+
+    amqp = "amqp://app:secret@rabbit:5672/district%2Fone"
+    derived, vhost = bank_feed.management_for(amqp)
+    assert (derived.base_url, vhost) == ("http://rabbit:15672", "district/one")
+    given = Settings.from_env(
+        {"CLUSTERGOV_RABBITMQ_MANAGEMENT_URL": "https://admin:p%40ss@mq.example:443/rabbit/"}
+    ).rabbitmq_management_url
+    api, _ = bank_feed.management_for(amqp, given)
+    assert api.base_url == "https://mq.example:443/rabbit"  # no credentials in the URL
+    assert api.auth == "Basic " + base64.b64encode(b"admin:p@ss").decode()
+    plain, _ = bank_feed.management_for(amqp, "http://mq:15672/")
+    assert plain.auth == "Basic " + base64.b64encode(b"app:secret").decode()
+    assert Settings.from_env({}).rabbitmq_management_url is None
+    with pytest.raises(bank_feed.ProvisionError):
+        bank_feed.management_for(amqp, "mq:15672")

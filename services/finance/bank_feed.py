@@ -276,14 +276,29 @@ def _q(value: str) -> str:
 
 
 def management_for(amqp_uri: str, management_url: str | None = None) -> tuple[Management, str]:
-    """The management API of the broker in ``amqp_uri`` (same credentials), and its vhost."""
+    """The management API of the broker in ``amqp_uri``, and its vhost. ``management_url``
+    (CLUSTERGOV_RABBITMQ_MANAGEMENT_URL) overrides the default, the AMQP host on port 15672;
+    credentials in it win over the AMQP URI's."""
     parts = urllib.parse.urlsplit(amqp_uri)
     if parts.scheme not in ("amqp", "amqps"):
         raise ProvisionError(f"needs a RabbitMQ AMQP URI, not {parts.scheme}://")
     vhost = urllib.parse.unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    base = management_url or f"http://{parts.hostname or 'localhost'}:15672"
     user = urllib.parse.unquote(parts.username or "guest")
     password = urllib.parse.unquote(parts.password or "guest")
+    if not management_url:
+        return Management(f"http://{parts.hostname or 'localhost'}:15672", user, password), vhost
+    given = urllib.parse.urlsplit(management_url)
+    if given.scheme not in ("http", "https") or not given.hostname:
+        raise ProvisionError(
+            f"the management URL must be http(s)://host:port/, not {management_url!r}"
+        )
+    if given.username is not None:
+        user = urllib.parse.unquote(given.username)
+        password = urllib.parse.unquote(given.password or "")
+    netloc = given.hostname if given.port is None else f"{given.hostname}:{given.port}"
+    if ":" in given.hostname:  # IPv6
+        netloc = f"[{given.hostname}]" + (f":{given.port}" if given.port else "")
+    base = urllib.parse.urlunsplit((given.scheme, netloc, given.path, "", ""))
     return Management(base, user, password), vhost
 
 
