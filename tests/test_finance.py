@@ -247,3 +247,35 @@ def test_fund_below_floor_blocks_new_guarantees_until_topped_up(start_services):
     world.rejected(world.approve("L3", 100_000), "fund_id", before)
     created(world.guarantor("/funds/F1/top-ups", {"amount_fen": 1_000_000}))
     created(world.approve("L3", 100_000))
+
+
+def test_a_fund_is_read_by_the_guarantor_the_district_and_ops_and_by_its_party_banks_only(
+    start_services,
+):
+    world = build_world(start_services, banks=("BANKA", "BANKB"))
+    world.fund()
+    world.scheme(bank="BANKA")  # BANKA shares the risk of F1's guarantees
+    world.fund("F2")
+    world.scheme("S-F2", fund_id="F2", bank="BANKB")
+    path = "/api/v1/finance/funds/F1"
+
+    def status(role: str, **claims) -> int:
+        return world.get(path, role=role, **claims).status_code
+
+    assert status("guarantor", district="D1") == 200
+    assert status("district_admin", district="D1") == 200
+    assert status("ops") == 200
+    assert world.get(path, role="bank", bank="BANKA").json()["fund_id"] == "F1"
+    for role, claims, field in (
+        ("bank", {"bank": "BANKB"}, "bank"),
+        ("bank", {}, "bank"),
+        ("guarantor", {"district": "D2"}, "district"),
+        ("district_admin", {"district": "D2"}, "district"),
+    ):
+        response = world.get(path, role=role, **claims)
+        assert response.status_code == 403, (role, claims, response.text)
+        assert field in response.json()["errors"], response.text
+    assert status("village_cadre", village=world.villages[0]) == 403
+    assert status("household") == 403
+    assert world.get("/api/v1/finance/funds/F2", role="bank", bank="BANKB").status_code == 200
+    assert world.get("/api/v1/finance/funds/F2", role="bank", bank="BANKA").status_code == 403

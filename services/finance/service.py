@@ -55,6 +55,7 @@ LENDERS = ["bank"]
 GUARANTORS = ["guarantor"]
 SWEEPERS = ["ops", "guarantor"]
 LOAN_READERS = ["guarantor", "bank", "district_admin", "ops", "service"]
+FUND_READERS = [*CATALOGUE, "ops", "service", "bank"]
 COLLECTIVE = ["village_cadre", "district_admin"]
 COLLECTIVE_READERS = [*COLLECTIVE, "alliance_secretary", "ops", "service"]
 
@@ -186,13 +187,38 @@ class FinanceService(directory.DirectoryMember, ServiceBase):
 
         return self.store.run(decide)
 
-    @query("/api/v1/finance/funds/<fund_id>", roles=[*CATALOGUE, "ops", "bank", "service"])
+    def _fund_parties(self, db: Connection, fund_id: str) -> set[str]:
+        """The banks that share the risk of a fund's guarantees: parties of a scheme on it."""
+        store = self.store.events
+        rows = db.execute(
+            select(events_table).where(
+                events_table.c.stream_type == RiskScheme.stream_type,
+                events_table.c.type == "RiskSchemeDefined",
+            )
+        ).all()
+        return {
+            party["party_id"]
+            for event in (store.recorded(row) for row in rows)
+            if event.data["fund_id"] == fund_id
+            for party in event.data["parties"]
+            if party["party_type"] == "bank"
+        }
+
+    @query("/api/v1/finance/funds/<fund_id>", roles=FUND_READERS)
     def fund_leverage(self, request: Any, fund_id: str) -> dict[str, Any]:
-        """A fund's balance, outstanding guarantees, leverage and floor."""
+        """A fund's balance, outstanding guarantees, leverage and floor: for the guarantor, the
+        district's admin and ops, and a bank only if it is a party of a scheme on the fund."""
+        principal = self.store.principal
         with self.store.events.engine.connect() as db:
             row = db.execute(select(funds).where(funds.c.fund_id == fund_id)).first()
             if row is None:
                 raise NotFound(f"fund {fund_id!r} does not exist")
+            principal.require_scope(district=row.district)
+            if principal.role == "bank" and principal.bank not in self._fund_parties(db, fund_id):
+                raise Forbidden(
+                    f"bank {principal.bank!r} is not a party of fund {fund_id!r}",
+                    errors={"bank": ["not a party of the fund"]},
+                )
             outstanding = _sum_exposure(db, loans.c.fund_id == fund_id)
         limit = row.leverage_times * row.balance_fen
         return {
