@@ -149,3 +149,153 @@ def test_a_retried_import_with_its_idempotency_key_gets_the_first_answer(
     assert retried.status_code == 201 and retried.json() == first.json()
     assert retried.headers.get("Idempotent-Replayed") == "true"
     assert len(api.events("commerce")) == count
+
+
+def multi_line_batch(tea: str, honey: str) -> str:
+    at, paid = "2026-05-12T09:00:00+08:00", "2026-05-12T09:02:00+08:00"
+    return "\r\n".join(
+        [
+            "external_id,line_id,product_id,quantity,amount_fen,placed_at,paid_at,buyer_ref",
+            f"TB-1,L1,{tea},2,20000,{at},{paid},b1",  # TB-1: two lines, paid
+            f"TB-2,,{tea},1,,{at},,b2",  # a single-line order
+            f"TB-1,L2,{honey},3,9000,{at},{paid},b1",
+            f"TB-3,A,{tea},1,100,{at},,b3",
+            f"TB-3,B,{honey},x,100,{at},,b3",  # quantity: the whole of TB-3 is refused
+            f"TB-1,L1,{tea},2,20000,{at},{paid},b1",  # the same row twice
+            f"TB-4,1,{tea},1,100,{at},,b4",
+            f"TB-4,2,{honey},1,100,2026-05-12T10:00:00+08:00,,b4",  # another placed_at
+            f"TB-5,1,{tea},1,100,{at},,b5",
+            f"TB-5,2,{honey},999,100,{at},,b5",  # more than in stock: no tea reserved either
+            f"TB-6,1,{tea},1,100,{at},,b6",
+            f"TB-6,1,{honey},1,100,{at},,b6",  # line 1 twice, differently
+        ]
+    )
+
+
+def post_csv(
+    api: Any, text: str | bytes, params: dict[str, str], headers: dict[str, str] | None = None
+) -> Any:
+    return api.session.post(
+        f"{api.base}{C}/imports",
+        params=params,
+        data=text.encode() if isinstance(text, str) else text,
+        headers={
+            **api.headers(MERCHANT["role"], district=MERCHANT["district"]),
+            "Content-Type": "text/csv; charset=utf-8",
+            **(headers or {}),
+        },
+        timeout=30,
+    )
+
+
+def test_the_rows_of_a_multi_line_order_are_imported_together_or_not_at_all(
+    start_services: Any,
+) -> None:
+    api = commerce(start_services)
+    place = set_up_place(api)
+    store = open_shop(api, channel="platform_store", platform="taobao")
+    tea = list_product(api, store, place.tea_village, price_fen=10_000, stock=50)
+    honey = list_product(api, store, place.tea_village, price_fen=3_000, stock=20)
+    params = {"id": new_id("B"), "platform": "taobao", "shop_id": store}
+    # A platform export as it comes: text/csv with a byte-order mark.
+    report = created(post_csv(api, "\ufeff" + multi_line_batch(tea, honey), params))
+    rows = {row["row"]: row for row in report["rows"]}
+    assert [rows[n]["status"] for n in range(1, 13)] == [
+        "imported",
+        "imported",
+        "imported",
+        "invalid",
+        "invalid",
+        "duplicate",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+    ]
+    assert (report["imported"], report["duplicates"], report["invalid"]) == (3, 1, 8)
+    assert [rows[n]["order_id"] for n in (1, 3, 6)] == ["taobao:TB-1"] * 3
+    assert [rows[n]["line_id"] for n in (1, 2, 3, 6)] == ["L1", "1", "L2", "L1"]
+    fields = {n: [e["field"] for e in rows[n]["errors"]] for n in rows}
+    assert fields[5] == ["quantity"] and fields[4] == ["external_id"]  # row 4 refused with it
+    assert fields[8] == ["placed_at"] and fields[7] == ["external_id"]
+    assert fields[10] == ["quantity"] and fields[9] == ["external_id"]
+    assert fields[12] == ["line_id"] and fields[11] == ["external_id"]
+    assert "[5]" in rows[4]["errors"][0]["message"]
+
+    order = api.get(f"{C}/orders/taobao:TB-1").json()
+    assert order["status"] == "paid" and order["total_fen"] == 29_000
+    assert [(line["line_id"], line["quantity"]) for line in order["lines"]] == [
+        ("L1", 2),
+        ("L2", 3),
+    ]
+    placed = [e["data"]["order_id"] for e in api.events("commerce") if e["type"] == "OrderPlaced"]
+    assert sorted(placed) == ["taobao:TB-1", "taobao:TB-2"]
+    assert api.get(f"{C}/products/{tea}").json()["stock"] == 47
+    assert api.get(f"{C}/products/{honey}").json()["stock"] == 17
+
+    # The same file again, as a new batch: nothing changes.
+    before = api.events("commerce")
+    again = created(post_csv(api, multi_line_batch(tea, honey), {**params, "id": new_id("B")}))
+    assert (again["imported"], again["duplicates"], again["invalid"]) == (0, 4, 8)
+    assert [e["type"] for e in api.events("commerce")[len(before) :]] == ["PlatformOrdersImported"]
+    assert api.get(f"{C}/products/{tea}").json()["stock"] == 47
+
+    # An imported order is not changed by a later row adding a line to it.
+    extra = {
+        "external_id": "TB-1",
+        "line_id": "L3",
+        "product_id": honey,
+        "quantity": 1,
+        "placed_at": "2026-05-12T09:00:00+08:00",
+    }
+    body = {"id": new_id("B"), "platform": "taobao", "shop_id": store, "rows": [extra]}
+    report = created(api.post(f"{C}/imports", body, **MERCHANT))
+    assert report["rows"][0]["status"] == "invalid"
+    assert [e["field"] for e in report["rows"][0]["errors"]] == ["line_id"]
+    assert len(api.get(f"{C}/orders/taobao:TB-1").json()["lines"]) == 2
+
+
+@sqlite_only
+def test_a_csv_upload_names_its_batch_in_the_query_and_is_text_csv(start_services: Any) -> None:
+    api = commerce(start_services)
+    place = set_up_place(api)
+    store = open_shop(api, channel="platform_store", platform="pdd")
+    product = list_product(api, store, place.tea_village, stock=5)
+    text = "\n".join(
+        [
+            "external_id,product_id,quantity,placed_at",
+            f"PDD-9,{product},1,2026-05-10T20:00:00+08:00",
+        ]
+    )
+    params = {"id": new_id("B"), "platform": "pdd", "shop_id": store}
+    count = len(api.events("commerce"))
+    for missing in ("id", "platform", "shop_id"):
+        query = {k: v for k, v in params.items() if k != missing}
+        rejected(post_csv(api, text, query), missing)
+    rejected(post_csv(api, text, {**params, "shop_id": "bad id!"}), "shop_id")
+    rejected(post_csv(api, "", params), "content")  # no header row
+    rejected(post_csv(api, text, params, {"Content-Type": "text/plain"}), "Content-Type", 415)
+    rejected(
+        post_csv(api, text, params, {"Content-Type": "text/csv; charset=gbk"}), "Content-Type", 415
+    )
+    rejected(post_csv(api, b"\xff\xfe" + text.encode(), params), "body", 400)
+    assert post_csv(api, text, params, {"Authorization": "Bearer nope"}).status_code == 401
+    assert len(api.events("commerce")) == count
+
+    key = {"Idempotency-Key": new_id("K")}
+    first = post_csv(api, text, params, key)
+    assert first.status_code == 201 and first.json()["imported"] == 1
+    count = len(api.events("commerce"))
+    retried = post_csv(api, text, params, key)
+    assert retried.status_code == 201 and retried.json() == first.json()
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    rejected(post_csv(api, text + "\n", params, key), "Idempotency-Key")  # other bytes
+    rejected(post_csv(api, text, {**params, "id": new_id("B")}, key), "Idempotency-Key")
+    assert post_csv(api, text, params).status_code == 409  # the batch id is taken
+    assert len(api.events("commerce")) == count
+
+    spec = api.get(f"{C}/openapi.json", role=None).json()
+    body = spec["paths"][f"{C}/imports"]["post"]["requestBody"]["content"]
+    assert {"application/json", "text/csv"} <= set(body)

@@ -357,6 +357,7 @@ class ImportRowResult(ma.Schema):
         required=True, validate=ma.validate.OneOf(("imported", "duplicate", "invalid"))
     )
     order_id = ma.fields.String(required=True, allow_none=True)
+    line_id = ma.fields.String(allow_none=True, load_default=None)
     errors = ma.fields.List(ma.fields.Dict(), required=True)
 
 

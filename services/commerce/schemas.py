@@ -156,13 +156,24 @@ class ImportOrders(ma.Schema):
             raise ma.ValidationError("a JSON import carries its rows", "rows")
 
 
+class ImportArgs(ma.Schema):
+    """A CSV body (``text/csv``) names its batch, platform and shop in the query string."""
+
+    id = identifier(load_default=None)
+    platform = identifier(load_default=None)
+    shop_id = identifier(load_default=None)
+
+
 class ImportRow(ma.Schema):
-    """One platform order of one line, as a row of the batch."""
+    """One line of a platform order, as a row of the batch. Rows with the same ``external_id``
+    are the lines of one order: ``line_id`` (the platform's line or SKU id) names each line,
+    or their position in the order when it is left out."""
 
     class Meta:
         unknown = ma.EXCLUDE
 
     external_id = identifier(required=True)
+    line_id = identifier(load_default=None)
     product_id = identifier(required=True)
     quantity = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=1_000_000))
     amount_fen = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))

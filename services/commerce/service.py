@@ -21,7 +21,7 @@ from sqlalchemy import select
 from shared import directory
 from shared.commands import UnitOfWork, execute
 from shared.directory import DIRECTORY, DirectoryMember
-from shared.errors import AggregateNotFound, Conflict, DomainError, NotFound
+from shared.errors import AggregateNotFound, Conflict, DomainError, NotFound, Unprocessable
 from shared.http import command, query
 from shared.service import ServiceBase
 
@@ -45,6 +45,7 @@ from .schemas import (
     Delist,
     DeliverOrder,
     EndSession,
+    ImportArgs,
     ImportOrders,
     ImportRow,
     ListProduct,
@@ -71,6 +72,7 @@ SWEEPERS = ["ops", "merchant", "district_admin"]
 READERS = [*WRITERS, "ops", "service", "alliance_secretary"]
 API = "/api/v1/commerce"
 IMPORT_ROW = ImportRow()
+IMPORT_ORDERS = ImportOrders()
 IMPORT_REPORT = PlatformOrdersImported()
 
 
@@ -580,11 +582,23 @@ class CommerceService(DirectoryMember, ServiceBase):
 
     # -- platform import ------------------------------------------------------------------------
 
-    @command("POST", f"{API}/imports", body=ImportOrders, roles=WRITERS, status=201)
-    def import_orders(self, request: Any, body: dict[str, Any]) -> Any:
-        """Import a platform's orders (JSON rows or CSV text), one order of one line per row.
-        Idempotent by (platform, external_id): rows seen before are reported as duplicates and
-        change nothing. Answers a report per row (row number, status, field errors)."""
+    @command(
+        "POST",
+        f"{API}/imports",
+        body=ImportOrders,
+        args=ImportArgs,
+        raw_body=("text/csv",),
+        roles=WRITERS,
+        status=201,
+    )
+    def import_orders(self, request: Any, body: Any, args: dict[str, Any]) -> Any:
+        """Import a platform's orders: JSON rows, CSV text in JSON, or a text/csv body with
+        ``id``, ``platform`` and ``shop_id`` in the query string. Rows with the same external id
+        are the lines of one order, imported whole or not at all. Idempotent by (platform,
+        external_id): orders seen before are reported as duplicates and change nothing. Answers
+        a report per row (row number, status, field errors)."""
+        if isinstance(body, str):
+            body = self._csv_upload(args, body)
         batch_stream = ImportBatch.stream(body["id"])
         # With an Idempotency-Key, a retry must reach the recording step to get its first answer.
         retry = request.headers.get("Idempotency-Key") is not None
@@ -592,10 +606,7 @@ class CommerceService(DirectoryMember, ServiceBase):
             raise Conflict(f"import batch {body['id']!r} was already recorded")
         shop = self._get_shop_for_import(body["shop_id"], body["platform"])
         rows = body["rows"] if body["format"] == "json" else self._csv_rows(body["content"])
-        results = [
-            self._import_row(index + 1, row, shop, body["platform"])
-            for index, row in enumerate(rows)
-        ]
+        results = self._import_rows(rows, shop, body["platform"])
         counts = {
             status: sum(1 for r in results if r["status"] == status)
             for status in ("imported", "duplicate", "invalid")
@@ -616,6 +627,18 @@ class CommerceService(DirectoryMember, ServiceBase):
 
         return self.store.run(record)
 
+    @staticmethod
+    def _csv_upload(args: dict[str, Any], text: str) -> dict[str, Any]:
+        """A text/csv body and its query string, read as the JSON form would be."""
+        named = {name: value for name, value in args.items() if value is not None}
+        try:
+            return IMPORT_ORDERS.load({**named, "format": "csv", "content": text})
+        except ma.ValidationError as exc:
+            raise Unprocessable(
+                "the import names no batch, platform or shop",
+                errors={k: list(map(str, v)) for k, v in exc.normalized_messages().items()},
+            ) from None
+
     def _get_shop_for_import(self, shop_id: str, platform: str) -> Shop:
         try:
             shop = self._get(Shop, shop_id)
@@ -628,19 +651,38 @@ class CommerceService(DirectoryMember, ServiceBase):
 
     @staticmethod
     def _csv_rows(content: str) -> list[dict[str, Any]]:
-        reader = csv.DictReader(io.StringIO(content))
+        reader = csv.DictReader(io.StringIO(content.removeprefix("\ufeff")))
         if not reader.fieldnames:
             raise DomainError("the CSV has no header row", "content")
         return [dict(row) for row in reader]
 
-    def _import_row(
-        self, number: int, raw: dict[str, Any], shop: Shop, platform: str
-    ) -> dict[str, Any]:
-        external_id = raw.get("external_id") or None
+    def _import_rows(
+        self, raws: list[dict[str, Any]], shop: Shop, platform: str
+    ) -> list[dict[str, Any]]:
+        """Check every row, group the rows of each order by external id, and import each order
+        in its own unit of work. The report keeps the rows' order."""
+        results, groups = [], {}
+        for number, raw in enumerate(raws, 1):
+            result, row = self._check_row(number, raw)
+            results.append(result)
+            if row is not None or (
+                result["external_id"] is not None
+                and all(e["field"] != "external_id" for e in result["errors"])
+            ):
+                groups.setdefault(result["external_id"], []).append((result, row))
+        for external_id, group in groups.items():
+            self._import_order(external_id, group, shop, platform)
+        return results
+
+    @staticmethod
+    def _check_row(number: int, raw: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        external_id = raw.get("external_id") if isinstance(raw, dict) else None
         result: dict[str, Any] = {
             "row": number,
-            "external_id": str(external_id) if external_id is not None else None,
+            "external_id": str(external_id) if external_id not in (None, "") else None,
             "order_id": None,
+            "line_id": None,
+            "status": "invalid",
             "errors": [],
         }
         try:
@@ -651,40 +693,118 @@ class CommerceService(DirectoryMember, ServiceBase):
                 {"field": field, "message": "; ".join(map(str, msgs))}
                 for field, msgs in sorted(messages.items())
             ]
-            return {**result, "status": "invalid"}
-        order_id = f"{platform}:{row['external_id']}"
-        result["order_id"] = order_id
+            return result, None
+        return result, row
+
+    def _import_order(
+        self,
+        external_id: str,
+        group: list[tuple[dict[str, Any], dict[str, Any] | None]],
+        shop: Shop,
+        platform: str,
+    ) -> None:
+        """One platform order from its rows: all imported, all duplicates, or all invalid."""
+        order_id = f"{platform}:{external_id}"
+        for result, _ in group:
+            result["order_id"] = order_id
+
+        def invalidate(because: str) -> None:
+            for result, _ in group:
+                result["status"] = "invalid"
+                if not result["errors"]:
+                    result["errors"] = [{"field": "external_id", "message": because}]
+
+        broken = [result["row"] for result, row in group if row is None]
+        if broken:
+            return invalidate(f"order {external_id!r} has invalid rows {broken}; none imported")
+        lines: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        repeats = []
+        first_result, first = group[0]
+        for result, row in group:
+            assert row is not None
+            for field in ("placed_at", "paid_at", "buyer_ref"):
+                if row[field] != first[field]:
+                    result["errors"].append(
+                        {
+                            "field": field,
+                            "message": f"differs from row {first_result['row']} of the order",
+                        }
+                    )
+            same = [earlier for earlier in lines.values() if earlier[1] == row]
+            if row["line_id"] is None and same:
+                result["line_id"] = same[0][0]["line_id"]
+                repeats.append(result)  # the same row twice in the file
+                continue
+            line_id = row["line_id"] or str(len(lines) + 1)
+            result["line_id"] = line_id
+            if line_id in lines:
+                if lines[line_id][1] == row:
+                    repeats.append(result)
+                    continue
+                result["errors"].append(
+                    {"field": "line_id", "message": f"line {line_id!r} appears twice"}
+                )
+            lines[line_id] = (result, row)
+        if any(result["errors"] for result, _ in group):
+            rows = [result["row"] for result, _ in group if result["errors"]]
+            return invalidate(f"order {external_id!r} has invalid rows {rows}; none imported")
+        ordered = list(lines.items())
 
         def decide(uow: UnitOfWork) -> str:
-            if uow.find(Order, Order.stream(order_id)) is not None:
+            found = uow.find(Order, Order.stream(order_id))
+            if found is not None:
+                for index, (line_id, (_, row)) in enumerate(ordered):
+                    line = found.lines.get(line_id)
+                    if line is None or (line.product_id, line.quantity) != (
+                        row["product_id"],
+                        row["quantity"],
+                    ):
+                        raise DomainError(
+                            f"order {order_id!r} was imported before without this line; "
+                            "an imported order is not changed",
+                            f"lines.{index}.line_id",
+                        )
                 return "duplicate"
-            line = {"product_id": row["product_id"], "quantity": row["quantity"]}
-            line["amount_fen"] = row["amount_fen"]
             order = self._place(
                 uow,
                 order_id,
                 shop,
-                [line],
-                row["placed_at"],
+                [
+                    {
+                        "line_id": line_id,
+                        "product_id": row["product_id"],
+                        "quantity": row["quantity"],
+                        "amount_fen": row["amount_fen"],
+                    }
+                    for line_id, (_, row) in ordered
+                ],
+                first["placed_at"],
                 source="platform",
                 platform=platform,
-                external_id=row["external_id"],
-                buyer_ref=row["buyer_ref"],
+                external_id=external_id,
+                buyer_ref=first["buyer_ref"],
             )
-            if row["paid_at"] is not None:
-                order.pay(row["paid_at"], None)
+            if first["paid_at"] is not None:
+                order.pay(first["paid_at"], None)
             return "imported"
 
         try:
             status = self._step(decide)
         except DomainError as exc:
-            field = (exc.field or "row").replace("lines.0.", "")
-            return {
-                **result,
-                "status": "invalid",
-                "errors": [{"field": field, "message": str(exc)}],
-            }
-        return {**result, "status": status}
+            field = exc.field or "external_id"
+            at_fault = None
+            if field.startswith("lines."):
+                index, _, field = field.removeprefix("lines.").partition(".")
+                at_fault = ordered[int(index)][1][0]
+            for result, _ in group:
+                if at_fault is None or result is at_fault:
+                    result["errors"] = [{"field": field or "quantity", "message": str(exc)}]
+            return invalidate(f"order {external_id!r} was not imported: {exc}")
+        for result, _ in group:
+            result["status"] = status
+        for result in repeats:
+            result["status"] = "duplicate"
+        return None
 
     @query(f"{API}/imports/<batch_id>", roles=READERS)
     def get_import(self, request: Any, batch_id: str) -> dict[str, Any]:
