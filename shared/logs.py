@@ -20,6 +20,23 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class ExpectedRefusals(logging.Filter):
+    """nameko logs every exception a worker raises, with its traceback. A refused command (a
+    4xx problem: a broken rule, a missing aggregate) is an answer, not an error: the HTTP layer
+    already counts it; keep it out of the error log, at debug and without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from shared.errors import Problem
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Problem) and exc.status < 500:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.exc_info = record.exc_text = None
+            record.msg, record.args = "refused %s: %s", (record.args or ("", ""))[:2]
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def configure(level: str = "INFO", stream: object = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter())
@@ -32,5 +49,6 @@ def configure(level: str = "INFO", stream: object = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("nameko.containers").addFilter(ExpectedRefusals())
     # Alembic announces each of its plugins at INFO on every start.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -197,3 +197,41 @@ def test_relay_refuses_the_embedded_broker(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "CLUSTERGOV_AMQP_URI" in out.stderr
+
+
+def test_a_refused_command_is_not_logged_as_an_error(tmp_path: Path) -> None:
+    """A 4xx is an answer: the process log keeps its errors for real failures."""
+    from tests.conftest import SECRET
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*CLI, "up", "--services", "tests.sample:SampleService"],
+        env=clean_env(
+            tmp_path, CLUSTERGOV_HTTP_ADDRESS=f"127.0.0.1:{port}", CLUSTERGOV_SECRET=SECRET
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_ready(base, process)
+        writer = {"Authorization": "Bearer " + auth.mint(SECRET, role="village_cadre")}
+        opened = requests.post(
+            base + "/api/v1/sample/ledgers",
+            json={"id": "L-log", "owner": "o", "district": "D1"},
+            headers=writer,
+            timeout=10,
+        )
+        assert opened.status_code == 201, opened.text
+        refused = requests.post(
+            base + "/api/v1/sample/ledgers/L-log/withdrawals",
+            json={"amount_fen": 5},
+            headers=writer,
+            timeout=10,
+        )
+        assert refused.status_code == 422, refused.text
+    finally:
+        code, _ = stop(process)
+    log = process.stderr.read().decode()
+    assert code == 0
+    assert '"level": "ERROR"' not in log and "Traceback" not in log, log[-2000:]
