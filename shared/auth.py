@@ -28,6 +28,7 @@ ROLES = {
     "guarantor": "policy guarantee company",
     "bank": "bank (sees only its own bank code)",
     "merchant": "merchant or e-commerce station",
+    "screen": "a wall display: reads leaderboards and their live stream, nothing else",
 }
 
 SCOPE_FIELDS = ("district", "cluster", "village", "bank")

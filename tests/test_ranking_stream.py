@@ -112,3 +112,49 @@ def test_every_replica_streams_every_change(start_services, broker) -> None:
             stream.until(lambda board, cluster=cluster: leader(board) == cluster)
     for stream in streams:
         stream.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_wall_display_token_reads_boards_and_nothing_else(start_services, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from shared import auth
+    from tests.conftest import SECRET
+
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "wall")
+    wait_active(api, "wall")
+    # the token a wall display is opened with: `clustergov token --role screen --ttl <a year>`
+    year = 365 * 24 * 3600
+    env = {**os.environ, "CLUSTERGOV_SECRET": SECRET}
+    minted = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "token", "--role", "screen", "--ttl", str(year)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    token = minted.stdout.strip()
+    principal = auth.verify(SECRET, token)
+    assert principal.role == "screen" and principal.expires_at > time.time() + year - 60
+    bearer = {"Authorization": f"Bearer {token}"}
+    board = requests.get(
+        f"{api.base}/api/v1/ranking/competitions/wall/board", headers=bearer, timeout=10
+    )
+    assert board.status_code == 200 and len(board.json()["rows"]) == 3
+    stream = Stream(f"{api.base}/api/v1/ranking/competitions/wall/stream?access_token={token}")
+    try:
+        assert stream.next()["event"] == "snapshot"
+    finally:
+        stream.close()
+    body = {"id": "x", "name": "x", "district": "D1", "rules": {}}
+    refused = requests.post(
+        f"{api.base}/api/v1/ranking/competitions", json=body, headers=bearer, timeout=10
+    )
+    assert refused.status_code == 403  # reads boards, defines nothing
+    land = requests.post(f"{api.base}/api/v1/land/test-events", json={}, headers=bearer, timeout=10)
+    assert land.status_code == 403

@@ -38,7 +38,7 @@ from shared.web import problem_response
 if TYPE_CHECKING:
     from services.ranking.keeper import BoardKeeper
 
-READERS = ("district_admin", "alliance_secretary", "village_cadre", "ops", "service")
+READERS = ("district_admin", "alliance_secretary", "village_cadre", "ops", "service", "screen")
 STREAM = re.compile(r"^/api/v1/ranking/competitions/([A-Za-z0-9._:-]{1,64})/stream$")
 KEEPALIVE_SECONDS = 15.0
 SCREEN = Path(__file__).resolve().parent / "screen"
