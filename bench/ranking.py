@@ -24,7 +24,14 @@ What is measured
        HTTP), and the top 20 computed from the facts by raw SQL (join with memberships, GROUP BY,
        ORDER BY ... LIMIT 20) — what a board without materialisation would cost per query.
 
+    3. ``live`` (after ``top20``): a live change on that province board, commit → SSE latency.
+       ``--live-rate`` commands per second for ``--live-seconds`` each sign a contract on a
+       province village large enough to put its cluster at the top; the benchmark holds the
+       province's all-time stream open and times each command until a streamed board's top row
+       carries at least its area.
+
 Run
+    python -m bench.ranking --phases top20,live --queries 200
     python -m bench.ranking                        # both, about a minute on 2 cores
     python -m bench.ranking --phases latency --rate 200 --seconds 20
     python -m bench.ranking --phases top20 --queries 2000
@@ -33,6 +40,7 @@ Run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -543,6 +551,94 @@ def top20(setup: Setup, ranking: Any) -> dict[str, Any]:
     }
 
 
+# -- 3. a live change on the province board -------------------------------------------------------
+
+
+def province_live(setup: Setup, producer: Any, ranking: Any) -> dict[str, Any]:
+    """Commit → SSE latency of a change on the province-scale board built by ``top20``: each
+    command signs a contract big enough to put another cluster at the top."""
+    import requests
+
+    args = setup.args
+    per_cluster = args.villages // args.province_clusters
+    arrivals: list[tuple[float, float]] = []  # (time, the top row's area)
+    stop = threading.Event()
+    opened = threading.Event()
+
+    def listen() -> None:
+        url = (
+            f"{ranking.base}/api/v1/ranking/competitions/province/stream"
+            f"?window=all&access_token={setup.token}"
+        )
+        with (
+            contextlib.suppress(requests.RequestException),  # closed when the run ends
+            requests.get(url, stream=True, timeout=(5, 120)) as response,
+        ):
+            data = ""
+            for line in response.iter_lines(chunk_size=1, decode_unicode=True):
+                if line.startswith("data: "):
+                    data = line[6:]
+                elif not line and data:
+                    board = json.loads(data)
+                    arrivals.append((time.time(), float(board["rows"][0]["indicators"][0]["raw"])))
+                    opened.set()
+                    data = ""
+                if stop.is_set():
+                    return
+
+    threading.Thread(target=listen, daemon=True).start()
+    opened.wait(30)
+    session = requests.Session()
+    today = datetime.now(UTC).date().isoformat()
+    commits: list[tuple[float, float]] = []  # (commit time, the area that tops the board)
+    count = args.live_rate * args.live_seconds
+    started = time.monotonic()
+    for n in range(count):
+        delay = started + n / args.live_rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        cluster = (n * 37 + 1) % args.province_clusters
+        area = 100_000 + 20_000 * n  # more than any cluster had before: it leads
+        post(
+            session,
+            producer.base + "/api/v1/land/test-events",
+            {
+                "type": "TransferContractSigned",
+                "stream_id": f"PK{n}",
+                "data": {
+                    "contract_id": f"PK{n}",
+                    "parcel_id": f"PP{n}",
+                    "village_id": f"pv{cluster * per_cluster:06d}",
+                    "district": PROVINCE,
+                    "transferee_id": "E",
+                    "transferee_type": "enterprise",
+                    "area_mu": f"{area}.00",
+                    "starts_on": today,
+                    "ends_on": "2036-01-01",
+                    "rent_fen_per_mu_year": 80000,
+                    "signed_on": today,
+                },
+            },
+            setup.token,
+        )
+        commits.append((time.time(), float(area)))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not arrivals or arrivals[-1][1] < commits[-1][1]):
+        time.sleep(0.05)
+    stop.set()
+    seen = []
+    for committed_at, area in commits:
+        at = next((t for t, top in arrivals if top >= area), None)
+        if at is not None:
+            seen.append(max(0.0, at - committed_at))
+    return {
+        "commands": count,
+        "on_screen": len(seen),
+        "commit_to_sse": figures(seen) if seen else "none arrived",
+        "stream_events": len(arrivals),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--phases", default="latency,top20")
@@ -553,6 +649,8 @@ def main() -> None:
     parser.add_argument("--villages", type=int, default=30_000)
     parser.add_argument("--province-clusters", type=int, default=2_000)
     parser.add_argument("--queries", type=int, default=2_000)
+    parser.add_argument("--live-rate", type=int, default=5)
+    parser.add_argument("--live-seconds", type=int, default=10)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--vhost", default="clustergov_bench_ranking")
@@ -571,6 +669,9 @@ def main() -> None:
         if "top20" in phases:
             results["top20"] = top20(setup, ranking)
             print("top20", json.dumps(results["top20"], ensure_ascii=False, indent=1))
+        if "live" in phases:  # after top20: its province board
+            results["live"] = province_live(setup, producer, ranking)
+            print("live", json.dumps(results["live"], ensure_ascii=False, indent=1))
     finally:
         setup.stop()
         print(f"logs: {logs}")
