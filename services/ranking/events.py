@@ -108,6 +108,8 @@ class IndicatorCell(Strict):
     value = ma.fields.Decimal(required=True, **DECIMAL)
     normalised = ma.fields.Decimal(required=True, **DECIMAL)
     contribution = ma.fields.Decimal(required=True, **DECIMAL)
+    #: the value in human units (元/万元, 亩, 次 ...) as the board showed it; for reading only
+    shown = ma.fields.String(load_default=None)
 
 
 class BoardRow(Strict):

@@ -391,7 +391,7 @@ class BoardKeeper(DependencyProvider):
     ) -> list[dict[str, Any]]:
         window = parse_period(kind, period)
         rows = boards.score_window(db, cv, window, today(), boards.lookback(cv))
-        return [r.to_dict() for r in rows]
+        return [boards.row_dict(cv, r) for r in rows]
 
     def issue_bulletin(
         self, competition_id: str, kind: str, period: str, why: str, context: Any = None
