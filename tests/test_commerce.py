@@ -465,6 +465,47 @@ def test_refunds_never_exceed_what_was_paid(shop_floor: Any) -> None:
 
 
 @sqlite_only
+def test_a_sweep_repeated_with_its_idempotency_key_answers_the_first_result(
+    shop_floor: Any,
+) -> None:
+    api, _, shop, product = shop_floor
+
+    def delivered_order() -> str:
+        order = place_order(api, shop, [(product, 1)])["id"]
+        pay(api, order)
+        created(act(api, order, "ship"))
+        created(act(api, order, "deliver", {"delivered_at": "2026-05-12T09:00:00+08:00"}))
+        return order
+
+    first = delivered_order()
+    sweeps = [
+        (f"{C}/after-sale/close", "completed", [first]),
+        (f"{C}/settlements", "settlements", None),
+    ]
+    for url, field, expected in sweeps:
+        key = {"Idempotency-Key": new_id("K")}
+        answer = api.post(url, {"as_of": "2026-05-31"}, headers=key, **OPS)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()[field] == expected if expected else len(answer.json()[field]) == 1
+        count = len(api.events("commerce"))
+        repeated = api.post(url, {"as_of": "2026-05-31"}, headers=key, **OPS)
+        assert repeated.status_code == 200 and repeated.json() == answer.json()
+        assert repeated.headers.get("Idempotent-Replayed") == "true"
+        assert len(api.events("commerce")) == count
+        rejected(api.post(url, {"as_of": "2026-06-01"}, headers=key, **OPS), "Idempotency-Key")
+        # Without a key, a repeated run answers what it did: nothing.
+        assert api.post(url, {"as_of": "2026-05-31"}, **OPS).json()[field] == []
+
+    # A repeat answers the first result and does no work it would not report.
+    key = {"Idempotency-Key": new_id("K")}
+    api.post(f"{C}/after-sale/close", {"as_of": "2026-05-31"}, headers=key, **OPS)
+    second = delivered_order()
+    replay = api.post(f"{C}/after-sale/close", {"as_of": "2026-05-31"}, headers=key, **OPS)
+    assert replay.json()["completed"] == []
+    assert api.get(f"{C}/orders/{second}").json()["status"] == "delivered"
+
+
+@sqlite_only
 def test_refunds_close_with_the_after_sale_window_and_pending_ones_hold_completion(
     shop_floor: Any,
 ) -> None:

@@ -76,6 +76,10 @@ IMPORT_ORDERS = ImportOrders()
 IMPORT_REPORT = PlatformOrdersImported()
 
 
+class _Unanswered(Exception):
+    """A batch command's Idempotency-Key has no stored answer yet."""
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -103,6 +107,25 @@ class CommerceService(DirectoryMember, ServiceBase):
         """One unit of work of a batch command. Without the request's Idempotency-Key: that key
         belongs to the batch's answer, not to each of its steps."""
         return execute(self.store.events, self.store.context(), decide).result
+
+    def _first_answer(self, request: Any) -> Any:
+        """A batch command's stored answer to its Idempotency-Key, or None if it has none yet.
+        Checked before the batch runs, so that a repeat neither does new work it would not
+        report nor answers something else than the first time."""
+        if request.headers.get("Idempotency-Key") is None:
+            return None
+
+        def unanswered(uow: UnitOfWork) -> None:
+            raise _Unanswered  # rolls back: nothing is stored for the key yet
+
+        try:
+            return self.store.run(unanswered)
+        except _Unanswered:
+            return None
+
+    def _answer(self, result: Any) -> Any:
+        """A batch command's answer, stored for its Idempotency-Key (if any)."""
+        return self.store.run(lambda uow: result)
 
     def _get(self, cls: type[K], key: str) -> K:
         return self.store.get(cls, cls.stream(key))
@@ -521,9 +544,11 @@ class CommerceService(DirectoryMember, ServiceBase):
     # -- time-driven: after-sale windows and settlement -----------------------------------------
 
     @command("POST", f"{API}/after-sale/close", body=AsOf, roles=SWEEPERS)
-    def close_after_sale(self, request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    def close_after_sale(self, request: Any, body: dict[str, Any]) -> Any:
         """Complete every delivered order whose after-sale window closed by ``as_of`` with no
         refund pending. Idempotent: run it as often as you like."""
+        if (replayed := self._first_answer(request)) is not None:
+            return replayed
         as_of: date = body["as_of"]
         with self.store.events.engine.connect() as db:
             due = views.completable_orders(db, as_of)
@@ -535,12 +560,14 @@ class CommerceService(DirectoryMember, ServiceBase):
 
             if self._step(decide):
                 completed.append(order_id)
-        return {"as_of": as_of.isoformat(), "completed": completed}
+        return self._answer({"as_of": as_of.isoformat(), "completed": completed})
 
     @command("POST", f"{API}/settlements", body=AsOf, roles=SWEEPERS)
-    def settle_producers(self, request: Any, body: dict[str, Any]) -> dict[str, Any]:
+    def settle_producers(self, request: Any, body: dict[str, Any]) -> Any:
         """Settle every producer's completed order lines (after-sale window closed by ``as_of``)
         not settled before: net revenue minus the shops' commission. Idempotent."""
+        if (replayed := self._first_answer(request)) is not None:
+            return replayed
         as_of: date = body["as_of"]
         with self.store.events.engine.connect() as db:
             due = views.settleable_producers(db, as_of)
@@ -550,7 +577,7 @@ class CommerceService(DirectoryMember, ServiceBase):
                 lambda uow, p=producer_id, o=order_ids: self._settle(uow, p, o, as_of)
             )
             settled.extend(made)
-        return {"as_of": as_of.isoformat(), "settlements": settled}
+        return self._answer({"as_of": as_of.isoformat(), "settlements": settled})
 
     @staticmethod
     def _settle(
