@@ -4,12 +4,22 @@ through signature, scheduling, dispatch, work, acceptance and settlement."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from demo.common import CADRE, CENTRE, Demo, at
 from demo.district import CLUSTERS, DISTRICT, Village
 from shared.config import LOCAL_TZ
+
+#: What one machine does in a 10-hour working day (the service's default day): a drone sprays
+#: far more than a harvester cuts. A dispatch window must be long enough for the task's area.
+CAPACITY_MU_PER_DAY = {"protect": 300, "plough": 120, "sow": 120, "harvest": 120}
+
+
+def hours_for(stage: str, area: Decimal) -> int:
+    return max(1, math.ceil(area * 10 / CAPACITY_MU_PER_DAY[stage]))
+
 
 T = "/api/v1/trusteeship"
 PROVIDER = "TP-CENTRE"
@@ -91,7 +101,7 @@ def setup(demo: Demo) -> None:
                     "id": f"{team}-{stage}",
                     "team_id": team,
                     "machine_type": machine_type,
-                    "capacity_mu_per_day": "300" if stage == "protect" else "120",
+                    "capacity_mu_per_day": str(CAPACITY_MU_PER_DAY[stage]),
                 },
                 role=CENTRE,
             )
@@ -164,7 +174,7 @@ def work(
         key=f"demo:plan:{order}",
     )
     task = f"{order}:{'protect1' if stage == 'protect' else stage}:{parcel}"
-    hours = 1 if fresh else max(1, min(8, int(area / 40) + 1))
+    hours = hours_for(stage, area)
     send(
         f"{T}/dispatches",
         {
@@ -229,7 +239,9 @@ def history(demo: Demo) -> None:
                     continue
                 villages = demo.district.in_cluster(cluster_id)
                 village = villages[(n + year) % len(villages)]
-                area = Decimal(rng.randint(60, 260) * (1 + index % 3)).quantize(Decimal("0.01"))
+                # At most a working day's area for one machine.
+                most = CAPACITY_MU_PER_DAY[stage] * 8 // 10
+                area = Decimal(rng.randint(most // 3, most)).quantize(Decimal("0.01"))
                 team = TEAMS[index][0]
                 order = f"TO-H{year}-{n}-{cluster_id}"
                 work(demo, order, village, f"{year}-{suffix}", stage, area, day, team)
@@ -253,7 +265,8 @@ def stream_work(demo: Demo) -> None:
         return
     village = rng.choice(demo.district.in_cluster(CLUSTERS[index][0]))
     stage = rng.choice(("protect", "protect", "harvest", "plough"))
-    area = Decimal(rng.randint(20, 150)).quantize(Decimal("0.01"))
+    # An hour's work for one machine, in a two-hour slot.
+    area = Decimal(rng.randint(3, CAPACITY_MU_PER_DAY[stage] // 10)).quantize(Decimal("0.01"))
     season = f"{demo.today.year}-autumn"
     order = demo.serial("TO")
     work(demo, order, village, season, stage, area, demo.today, team, hour=free[0], fresh=True)
