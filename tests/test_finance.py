@@ -279,3 +279,45 @@ def test_a_fund_is_read_by_the_guarantor_the_district_and_ops_and_by_its_party_b
     assert status("household") == 403
     assert world.get("/api/v1/finance/funds/F2", role="bank", bank="BANKB").status_code == 200
     assert world.get("/api/v1/finance/funds/F2", role="bank", bank="BANKA").status_code == 403
+
+
+def test_a_guarantor_profile_limits_its_guarantees_by_its_net_assets(start_services):
+    world = build_world(start_services)
+    world.fund()  # 10x 2_000_000: the fund is not the binding limit here
+    world.scheme()
+    world.product()
+    # Guarantees G1 gave before it had a profile count against its limits once it has one.
+    for loan_id, amount in (("L1", 3_000_000), ("L2", 3_000_000), ("L3", 3_000_000)):
+        world.approved(loan_id, amount)
+    world.approved("L4", 850_000)
+    profile = {"id": "G1", "district": "D1", "name": "农担公司", "net_assets_fen": 1_000_000}
+    before = len(world.finance_events())
+    for field, bad in (
+        ("leverage_times", {"leverage_times": 16}),
+        ("leverage_times", {"leverage_times": 9}),
+        ("net_assets_fen", {"net_assets_fen": 0}),
+        ("net_assets_fen", {"net_assets_fen": "lots"}),
+    ):
+        world.rejected(world.guarantor("/guarantors", {**profile, **bad}), field, before)
+    created(world.guarantor("/guarantors", profile))  # 10x: 10_000_000; one borrower 100_000
+    assert world.guarantor("/guarantors", profile).status_code == 409
+
+    created(world.apply("L5"))
+    created(world.guarantor("/loans/L5/due-diligence", {"passed": True}))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L5", 100_001), "guaranteed_fen", before)  # over 10 % of assets
+    created(world.approve("L5", 100_000))  # 9_950_000 outstanding
+    created(world.apply("L6"))
+    created(world.guarantor("/loans/L6/due-diligence", {"passed": True}))
+    before = len(world.finance_events())
+    world.rejected(world.approve("L6", 60_000), "guaranteed_fen", before)  # over 10x assets
+    created(world.approve("L6", 50_000))
+    exposure = world.get("/api/v1/finance/exposure", params={"by": "guarantor"}).json()
+    assert exposure["exposure"] == [
+        {"key": "G1", "outstanding_guaranteed_fen": 10_000_000, "loans": 6}
+    ]
+    # Another guarantor without a profile keeps the limits it had: principal, borrower, fund.
+    created(world.apply("L7"))
+    created(world.guarantor("/loans/L7/due-diligence", {"passed": True}))
+    body = {"guarantor_id": "G2", "guaranteed_fen": 3_000_000, "fee_rate_bp": 50}
+    created(world.guarantor("/loans/L7/approval", body))

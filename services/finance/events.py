@@ -1,6 +1,7 @@
 """Events of the finance service: the contract on ``finance.events``.
 
-Streams: a loan product, a risk-sharing scheme, a risk compensation fund, a loan (from the
+Streams: a loan product, a risk-sharing scheme, a risk compensation fund, a guarantor's profile
+(``guarantor.<guarantor_id>``), a loan (from the
 application to closing: ``stream_id`` = ``loan_id``), the pledge record of one land transfer
 contract (``pledge.<contract_id>``: at most one active pledge at a time), each collective income
 or expense entry, a distribution policy, an equity register and a distribution plan.
@@ -95,6 +96,20 @@ class RiskFundEstablished(Event):
     leverage_times = _fen()
     floor_bp = _fen()
     established_on = _day()
+
+
+@event_type
+class GuarantorProfileDefined(Event):
+    """A guarantor's net assets and leverage: its outstanding guarantees may reach
+    ``leverage_times`` (10 to 15) its net assets, one borrower's at most 10 % of them."""
+
+    TYPE = "GuarantorProfileDefined"
+    guarantor_id = _text()
+    district = _text()
+    name = _text()
+    net_assets_fen = _fen()
+    leverage_times = _fen()
+    defined_on = _day()
 
 
 @event_type

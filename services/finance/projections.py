@@ -73,6 +73,12 @@ funds = Table(
     Column("floor_bp", Integer, nullable=False),
     Column("below_floor", Boolean, nullable=False),
 )
+guarantors = Table(
+    "finance_guarantors",
+    model,
+    Column("guarantor_id", String(64), primary_key=True),
+    Column("net_assets_fen", BigInteger, nullable=False),
+)
 pledges = Table(
     "finance_pledges",
     model,
@@ -151,6 +157,7 @@ class FinanceViews(Projection):
         {
             *LOAN_EVENTS,
             "RiskFundEstablished",
+            "GuarantorProfileDefined",
             "RiskFundToppedUp",
             "RiskFundDrawn",
             "RiskFundBelowFloor",
@@ -172,6 +179,12 @@ class FinanceViews(Projection):
             self._loan(event.type, data, db)
         elif event.type.startswith("RiskFund"):
             self._fund(event.type, data, db)
+        elif event.type == "GuarantorProfileDefined":
+            db.execute(
+                guarantors.insert().values(
+                    guarantor_id=data["guarantor_id"], net_assets_fen=data["net_assets_fen"]
+                )
+            )
         else:
             self._collective(event.type, data, db)
 

@@ -27,6 +27,15 @@ class FundIn(Body):
     established_on = day()
 
 
+class GuarantorIn(Body):
+    id = identifier(required=True)
+    district = identifier(required=True)
+    name = text(required=True)
+    net_assets_fen = fen(1, required=True)
+    leverage_times = count(1, load_default=10)
+    defined_on = day()
+
+
 class TopUpIn(Body):
     amount_fen = fen(1, required=True)
     topped_up_on = day()

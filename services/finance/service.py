@@ -17,12 +17,14 @@ from services.finance.domain import (
     DistributionPlan,
     DistributionPolicy,
     EquityRegister,
+    GuarantorProfile,
     LandContract,
     Loan,
     LoanProduct,
     RiskFund,
     RiskScheme,
 )
+from services.finance.domain.catalog import guarantor_stream
 from services.finance.domain.loans import GUARANTEED_STATES, Pledge, pledge_stream
 from services.finance.projections import (
     LAND_CONTRACTS,
@@ -34,6 +36,7 @@ from services.finance.projections import (
     ensure_balance,
     entries,
     funds,
+    guarantors,
     land_contracts,
     loans,
     plans,
@@ -233,6 +236,24 @@ class FinanceService(directory.DirectoryMember, ServiceBase):
             "below_floor": row.below_floor or row.balance_fen * 10_000 < row.floor_bp * outstanding,
         }
 
+    @command(
+        "POST", "/api/v1/finance/guarantors", body=schemas.GuarantorIn, roles=CATALOGUE, status=201
+    )
+    def define_guarantor(self, request: Any, body: dict[str, Any]) -> Any:
+        """A guarantor's profile: its net assets and leverage (10 to 15 times) bound the
+        guarantees it may approve, one borrower's at most 10 % of the net assets."""
+        self.store.principal.require_scope(district=body["district"])
+        data = dict(body)
+        guarantor_id = data.pop("id")
+
+        def decide(uow: UnitOfWork) -> dict[str, Any]:
+            uow.create(GuarantorProfile, guarantor_stream(guarantor_id)).define(
+                guarantor_id, **data
+            )
+            return {"guarantor_id": guarantor_id}
+
+        return self.store.run(decide)
+
     @command("POST", "/api/v1/finance/schemes", body=schemas.SchemeIn, roles=CATALOGUE, status=201)
     def define_scheme(self, request: Any, body: dict[str, Any]) -> Any:
         """Define a risk-sharing scheme: parties and shares summing to 100 %."""
@@ -332,12 +353,22 @@ class FinanceService(directory.DirectoryMember, ServiceBase):
             scheme = uow.get(RiskScheme, product.data["scheme_id"])
             fund = uow.get(RiskFund, scheme.fund_id)
             db = uow.connection
-            # One lock order (fund, then borrower) so concurrent approvals cannot deadlock.
+            # One lock order (fund, borrower, guarantor) so concurrent approvals cannot deadlock.
             _lock(db, funds, funds.c.fund_id, fund.id)
             _lock(db, borrowers, borrowers.c.borrower_id, loan.borrower_id)
             fund_outstanding = _sum_exposure(db, loans.c.fund_id == fund.id)
             borrower_outstanding = _sum_exposure(db, loans.c.borrower_id == loan.borrower_id)
             fund.ensure_can_guarantee(fund_outstanding, body["guaranteed_fen"])
+            guarantor_id = body["guarantor_id"]
+            profile = uow.find(GuarantorProfile, guarantor_stream(guarantor_id))
+            if profile is not None:  # a guarantor without a profile has no net-asset limits
+                _lock(db, guarantors, guarantors.c.guarantor_id, guarantor_id)
+                by_guarantor = loans.c.guarantor_id == guarantor_id
+                profile.ensure_can_guarantee(
+                    _sum_exposure(db, by_guarantor),
+                    _sum_exposure(db, by_guarantor, loans.c.borrower_id == loan.borrower_id),
+                    body["guaranteed_fen"],
+                )
             loan.approve(
                 product=product,
                 scheme=scheme,

@@ -1,7 +1,7 @@
 """The finance domain: catalogue (products, schemes, fund), loans and pledges, collective income
 and its distribution. Plain aggregates: commands check invariants and trigger events."""
 
-from services.finance.domain.catalog import LoanProduct, RiskFund, RiskScheme
+from services.finance.domain.catalog import GuarantorProfile, LoanProduct, RiskFund, RiskScheme
 from services.finance.domain.collective import (
     CollectiveEntry,
     DistributionPlan,
@@ -16,6 +16,7 @@ __all__ = [
     "DistributionPlan",
     "DistributionPolicy",
     "EquityRegister",
+    "GuarantorProfile",
     "LandContract",
     "Loan",
     "LoanProduct",

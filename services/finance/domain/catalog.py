@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from services.finance.events import (
+    GuarantorProfileDefined,
     LoanProductDefined,
     RiskFundBelowFloor,
     RiskFundDrawn,
@@ -25,6 +26,53 @@ LOW_FEE_CAP_BP = 50
 #: When the national guarantee fund re-guarantees, it takes 20 % and the bank at least 20 %.
 NATIONAL_FUND_SHARE_BP = 2_000
 NATIONAL_FUND_MIN_BANK_BP = 2_000
+#: A financing guarantor: outstanding guarantees at most 10x its net assets (15x when it mainly
+#: serves agriculture and small firms), one borrower's at most 10 % of them.
+GUARANTOR_LEVERAGE_TIMES = (10, 15)
+GUARANTOR_SINGLE_BORROWER_BP = 1_000
+
+
+def guarantor_stream(guarantor_id: str) -> str:
+    return f"guarantor.{guarantor_id}"
+
+
+class GuarantorProfile(Aggregate):
+    """A guarantor's net assets, which bound what it may guarantee."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.guarantor_id = ""
+        self.net_assets_fen = 0
+        self.leverage_times = 0
+
+    def define(self, guarantor_id: str, **data: Any) -> None:
+        low, high = GUARANTOR_LEVERAGE_TIMES
+        if not low <= data["leverage_times"] <= high:
+            raise DomainError(f"must be from {low} to {high}", "leverage_times")
+        self.trigger(GuarantorProfileDefined, guarantor_id=guarantor_id, **data)
+
+    def ensure_can_guarantee(self, outstanding_fen: int, borrower_fen: int, new_fen: int) -> None:
+        """Within the leverage on net assets, and one borrower within 10 % of them."""
+        limit = self.leverage_times * self.net_assets_fen
+        if outstanding_fen + new_fen > limit:
+            raise DomainError(
+                f"guarantor {self.guarantor_id} may have {limit} fen outstanding "
+                f"({self.leverage_times}x its net assets); {outstanding_fen} fen already are",
+                "guaranteed_fen",
+            )
+        single = self.net_assets_fen * GUARANTOR_SINGLE_BORROWER_BP // FULL_BP
+        if borrower_fen + new_fen > single:
+            raise DomainError(
+                f"guarantor {self.guarantor_id} may guarantee one borrower at most {single} fen "
+                f"(10 % of its net assets); {borrower_fen} fen already are",
+                "guaranteed_fen",
+            )
+
+    @applies(GuarantorProfileDefined)
+    def _defined(self, data: dict[str, Any]) -> None:
+        self.guarantor_id = data["guarantor_id"]
+        self.net_assets_fen = data["net_assets_fen"]
+        self.leverage_times = data["leverage_times"]
 
 
 class LoanProduct(Aggregate):
