@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.test_finance_world import World, build_world, created
+from tests.test_finance_world import World, build_world, created, wait_for
 
 RACERS = 8
 
@@ -64,6 +64,11 @@ def test_concurrent_approvals_never_exceed_the_borrower_cap_or_the_fund_leverage
     assert sorted(borrowers.values()) == [2_000_000] * 3
     fund = world.get("/api/v1/finance/funds/F1").json()
     assert fund["outstanding_guaranteed_fen"] == fund["limit_fen"] == 11_000_000
-    approved = [e["data"] for e in world.finance_events() if e["type"] == "GuaranteeApproved"]
-    assert sum(a["guaranteed_fen"] for a in approved) == 11_000_000
-    assert len(approved) == 8
+
+    def approved() -> list[dict[str, Any]]:
+        return [e["data"] for e in world.finance_events() if e["type"] == "GuaranteeApproved"]
+
+    # The notification log shows an event once no earlier one can still appear: wait for all.
+    wait_for(lambda: len(approved()) >= 8, what="the approvals in the log")
+    assert sum(a["guaranteed_fen"] for a in approved()) == 11_000_000
+    assert len(approved()) == 8

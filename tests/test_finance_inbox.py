@@ -76,5 +76,9 @@ def test_a_redelivered_rent_payment_is_income_once(start_services: Any, broker: 
     fed = [e for e in seen["entries"] if e["source_event_id"] == first]
     assert len(fed) == 1 and fed[0]["amount_fen"] == 30_000
     assert len(seen["entries"]) == 2
-    recorded = [e for e in world.finance_events() if e["type"] == "IncomeRecorded"]
-    assert len(recorded) == 2
+
+    def recorded() -> list[dict[str, Any]]:
+        return [e for e in world.finance_events() if e["type"] == "IncomeRecorded"]
+
+    wait_for(lambda: len(recorded()) >= 2, what="the income events in the log")
+    assert len(recorded()) == 2
