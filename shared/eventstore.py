@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -163,6 +164,11 @@ _READ_ALL = (
     .limit(bindparam("p_limit"))
 )
 _OLDEST_RUNNING = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+#: (oldest running transaction, next transaction id to be assigned) on the server.
+_HORIZON = select(
+    _OLDEST_RUNNING,
+    literal_column("pg_snapshot_xmax(pg_current_snapshot())::text::bigint"),
+)
 _READ_ALL_POSTGRES = (
     select(events)
     .where(
@@ -262,6 +268,10 @@ def fingerprint(*parts: Any) -> str:
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+#: Key of the open :class:`Transaction` in its connection's ``info`` (see ``transaction_of``).
+OPEN_TRANSACTION = "clustergov.transaction"
+
+
 class Transaction:
     """One database transaction of the store; events appended in it commit together."""
 
@@ -341,11 +351,42 @@ class EventStore:
         with self._write_lock, self.engine.connect() as connection:
             connection = connection.execution_options(writer=True)
             tx = Transaction(connection)
-            with connection.begin():
-                yield tx
+            connection.info[OPEN_TRANSACTION] = tx
+            try:
+                with connection.begin():
+                    yield tx
+            finally:
+                connection.info.pop(OPEN_TRANSACTION, None)
         if tx.appended:
             for callback in self._after_commit:
                 callback(tx.appended)
+
+    @staticmethod
+    def transaction_of(connection: Connection) -> Transaction:
+        """The store transaction ``connection`` is in (an event handler's ``db``), so that a
+        handler can append events that commit, or roll back, with its inbox row."""
+        tx = connection.info.get(OPEN_TRANSACTION)
+        if tx is None:
+            raise RuntimeError("the connection is not in an EventStore.transaction()")
+        return tx
+
+    def require_no_younger_writer(self, tx: Transaction, stream_ids: Sequence[str]) -> None:
+        """PostgreSQL: raise :class:`ConcurrencyError` if a transaction younger than ``tx``
+        already wrote to one of the streams. A transaction that wrote before it loaded them (an
+        event handler's, which claims its inbox row first) would otherwise append the next
+        versions at positions below those of the younger one: the global order would show the
+        stream out of version order. Retried in a fresh transaction, it is the younger one."""
+        if not self.is_postgres or not stream_ids:
+            return
+        own = tx.connection.execute(select(literal_column("pg_current_xact_id()::text::bigint")))
+        beyond = (own.scalar_one() + 1) * MAX_EVENTS_PER_TRANSACTION
+        younger = tx.connection.execute(
+            select(events.c.position)
+            .where(events.c.stream_id.in_(list(stream_ids)), events.c.position >= beyond)
+            .limit(1)
+        ).first()
+        if younger is not None:
+            raise ConcurrencyError(stream_ids[0])
 
     def append(self, tx: Transaction, new_events: Sequence[NewEvent]) -> list[RecordedEvent]:
         """Append events; raise :class:`ConcurrencyError` if any (stream_id, version) exists."""
@@ -469,13 +510,33 @@ class EventStore:
             return [self.recorded(row) for row in conn.execute(_LOAD, params)]
 
     def read_all(
-        self, after: int = 0, limit: int = 1000, connection: Connection | None = None
+        self,
+        after: int = 0,
+        limit: int = 1000,
+        connection: Connection | None = None,
+        *,
+        settle: float = 0.0,
     ) -> list[RecordedEvent]:
-        """Events with position > ``after`` in global order, never skipping a late commit."""
+        """Events with position > ``after`` in global order, never skipping a late commit.
+
+        With ``settle`` (seconds, PostgreSQL), first wait up to that long for the transactions
+        running now to end, so that what committed before this call is readable (a reader sees
+        only below the oldest running transaction): a client reads its own writes."""
+        if settle and self.is_postgres:
+            self._await_horizon(settle)
         query = _READ_ALL_POSTGRES if self.is_postgres else _READ_ALL
         with self._reader(connection) as conn:
             rows = conn.execute(query, {"p_after": after, "p_limit": limit})
             return [self.recorded(row) for row in rows]
+
+    def _await_horizon(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.engine.connect() as conn:
+            oldest, newest = conn.execute(_HORIZON).one()
+            while oldest < newest and time.monotonic() < deadline:
+                time.sleep(0.002)
+                oldest = conn.execute(_HORIZON).one()[0]
+                conn.commit()  # each check in a fresh snapshot
 
     def last_position(self) -> int:
         with self.engine.connect() as conn:

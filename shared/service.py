@@ -9,6 +9,10 @@ import marshmallow as ma
 from shared.dependencies import Store
 from shared.http import query
 
+#: How long a notification log read waits for transactions running at the time of the call,
+#: so that a client sees what it has just committed.
+READ_YOUR_WRITES_SECONDS = 0.5
+
 
 class NotificationLogArgs(ma.Schema):
     after = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
@@ -31,7 +35,9 @@ class ServiceBase:
         if args["stream_id"] is not None:
             stream = self.store.events.load(args["stream_id"], after_version=args["after_version"])
             return {"events": [event.envelope() for event in stream[: args["limit"]]]}
-        page = self.store.events.read_all(after=args["after"], limit=args["limit"])
+        page = self.store.events.read_all(
+            after=args["after"], limit=args["limit"], settle=READ_YOUR_WRITES_SECONDS
+        )
         return {
             "events": [event.envelope() for event in page],
             "next_after": page[-1].position if page else args["after"],

@@ -198,6 +198,37 @@ def test_reader_waits_for_an_open_transaction_instead_of_skipping_it(store: Even
     assert [e.event_id for e in store.read_all(limit=1)] == [everything[0].event_id]
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_settling_reader_waits_for_running_transactions_to_read_its_own_writes(
+    store: EventStore,
+) -> None:
+    """What the notification log does: wait (bounded) for the transactions running when the read
+    began, so a client reading after its own commit sees it, and still never skips."""
+    hold, release = eventlet.event.Event(), eventlet.event.Event()
+
+    def slow_writer(version: int) -> None:
+        with store.transaction() as tx:
+            store.append(tx, [new("slow", version)])
+            hold.send()
+            release.wait()
+
+    slow = eventlet.spawn(slow_writer, 1)
+    hold.wait()
+    append(store, new("mine", 1))
+    eventlet.spawn_after(0.2, release.send)
+    seen = store.read_all(settle=5)
+    assert [(e.stream_id, e.version) for e in seen] == [("slow", 1), ("mine", 1)]
+    slow.wait()
+    # Bounded: a transaction that stays open past the wait holds the reader back, as before.
+    hold, release = eventlet.event.Event(), eventlet.event.Event()
+    slow = eventlet.spawn(slow_writer, 2)
+    hold.wait()
+    append(store, new("mine", 2))
+    assert store.read_all(after=seen[-1].position, settle=0.05) == []
+    release.send()
+    slow.wait()
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_sqlite_orders_by_commit(store: EventStore) -> None:
     """On SQLite a second writer waits for the first, so rowid order is commit order."""
