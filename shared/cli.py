@@ -139,7 +139,7 @@ def log_screen(api: Any) -> None:
     """One line with the big screen's address and a read token (in the fragment: never sent)."""
     from demo.ranking import CLUSTER_RACE
 
-    token = api.token("ops", ttl_seconds=365 * 24 * 3600)
+    token = api.token("screen", ttl_seconds=365 * 24 * 3600)
     log.info("screen: %s/screen/%s#token=%s", api.base_url, CLUSTER_RACE, token)
 
 

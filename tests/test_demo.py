@@ -150,3 +150,7 @@ def test_up_with_demo_serves_the_screen_and_stops_cleanly(tmp_path: Path) -> Non
     log = process.stderr.read().decode() + process.stdout.read().decode()
     assert code == 0, log[-3000:]
     assert f"screen: {base}/screen/{CLUSTER_RACE}#token=" in log
+    printed = log.split(f"/screen/{CLUSTER_RACE}#token=", 1)[1].split('"', 1)[0]
+    principal = auth.verify(DEVELOPMENT_SECRET, printed)
+    assert principal.role == "screen", "the printed token only reads boards"
+    assert principal.expires_at - time.time() > 300 * 24 * 3600, "a wall display runs for months"
