@@ -70,6 +70,11 @@ class Aggregate:
     def is_new(self) -> bool:
         return self.version == len(self._pending)
 
+    @property
+    def has_pending(self) -> bool:
+        """Whether it has events not yet collected for saving."""
+        return bool(self._pending)
+
     # -- applying -----------------------------------------------------------------------------
 
     def _apply(self, type_name: str, data: dict[str, Any]) -> None:

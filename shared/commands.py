@@ -113,6 +113,10 @@ class UnitOfWork:
         self._tracked[stream_id] = aggregate
         return aggregate
 
+    def changed_streams(self) -> list[str]:
+        """The streams this unit of work has new events for."""
+        return [a.id for a in self._tracked.values() if a.has_pending]
+
     def created(self) -> list[Aggregate]:
         return [a for a in self._tracked.values() if a.is_new]
 
@@ -158,6 +162,25 @@ class Outcome:
     result: Any = None
     events: tuple[RecordedEvent, ...] = ()
     replayed: StoredResponse | None = None
+
+
+def decide_within(
+    store: EventStore,
+    tx: Transaction,
+    context: CommandContext,
+    decide: Callable[[UnitOfWork], R],
+) -> R:
+    """Run ``decide`` in a unit of work inside a transaction that is already open (an event
+    handler's: ``EventStore.transaction_of(db)``); its events commit or roll back with that
+    transaction. The appends use the same optimistic concurrency as commands: if a command
+    appended to one of the streams meanwhile, ``ConcurrencyError`` ends the transaction and
+    the caller's retry (the consumer's) decides again on a fresh load. So does a stream that a
+    younger transaction wrote to (see ``EventStore.require_no_younger_writer``)."""
+    uow = UnitOfWork(store, tx, context)
+    result = decide(uow)
+    store.require_no_younger_writer(tx, uow.changed_streams())
+    uow.commit()
+    return result
 
 
 def execute(
