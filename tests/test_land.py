@@ -397,6 +397,101 @@ def test_pledged_contract_cannot_be_terminated_or_retransferred(start_services: 
         "reason": "serious_breach",
         "terminated_on": "2028-01-01",
     }
+    # A pledge that reaches land after the termination is refused on the contract's stream.
+    late = pledge | {"pledge_id": "PL-2", "loan_id": "LN-2"}
+    created(
+        api,
+        "/api/v1/finance/raw-events",
+        {"type": "LandRightPledged", "data": late | {"pledged_on": "2028-02-01"}},
+        role={"role": "ops"},
+    )
+    wait_for(
+        lambda: of_type(land_events(api), "ContractPledgeRefused"), what="the late pledge refused"
+    )
+    assert api.get("/api/v1/land/contracts/C-7/pledge").json()["pledge"] is None
+    # Every pledge fact is on the contract's own stream, in the order it was decided.
+    stream = [e["type"] for e in land_events(api) if e["stream_id"] == "C-7"]
+    assert stream == [
+        "TransferContractSigned",
+        "TransferContractFiled",
+        "ContractPledgeRecorded",
+        "ContractPledgeReleased",
+        "ContractReassigned",
+        "ContractTerminated",
+        "ContractPledgeRefused",
+    ]
+
+
+def test_a_pledge_racing_a_termination_is_serialised(start_services: Any) -> None:
+    """Pledges and terminations of the same contracts at the same moment: on each contract's
+    stream either the pledge came first and the termination was refused, or the termination came
+    first and the pledge was refused; never a terminated contract with a pledge in force."""
+    api = start_services(LandService, AllianceService, FinanceStub)
+    make_village(api, "V-8")
+    contracts = [f"C-8{n}" for n in range(4)]
+    register_parcel(api, "P-8", "V-8", household_id="H-8", area_mu="10.00")
+    household = {"role": "household", "subject": "H-8"}
+    for contract_id in contracts:
+        created(
+            api,
+            "/api/v1/land/contracts",
+            {
+                "id": contract_id,
+                "parcel_id": "P-8",
+                "transferee_id": "F-8",
+                "transferee_type": "family_farm",
+                "area_mu": "2.50",
+                "starts_on": "2027-01-01",
+                "ends_on": "2030-12-31",
+                "land_use": "grain",
+                "rent_fen_per_mu_year": 90000,
+                "household_signed": True,
+            },
+            role=household,
+        )
+
+    def pledge(contract_id: str) -> int:
+        data = {
+            "pledge_id": f"PL-{contract_id}",
+            "loan_id": f"LN-{contract_id}",
+            "contract_id": contract_id,
+            "bank_code": "B01",
+            "pledged_on": "2027-02-01",
+        }
+        return api.post(
+            "/api/v1/finance/raw-events",
+            {"type": "LandRightPledged", "data": data},
+            role="ops",
+        ).status_code
+
+    def terminate(contract_id: str) -> Any:
+        return api.post(
+            f"/api/v1/land/contracts/{contract_id}/terminations",
+            {"reason": "mutual_agreement", "terminated_on": "2028-01-01"},
+            **household,
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        pledged = [pool.submit(pledge, c) for c in contracts]
+        terminations = list(pool.map(terminate, contracts))
+    assert [f.result() for f in pledged] == [201] * len(contracts)
+
+    def decided() -> bool:
+        outcomes = ("ContractPledgeRecorded", "ContractPledgeRefused")
+        return sum(e["type"] in outcomes for e in land_events(api)) == len(contracts)
+
+    wait_for(decided, what="every pledge decided by land")
+    events = land_events(api)
+    for contract_id, response in zip(contracts, terminations, strict=True):
+        stream = [e for e in events if e["stream_id"] == contract_id]
+        assert [e["version"] for e in stream] == list(range(1, len(stream) + 1))
+        types = [e["type"] for e in stream][1:]
+        if response.status_code == 201:
+            assert types == ["ContractTerminated", "ContractPledgeRefused"], types
+        else:
+            assert response.status_code == 422, response.text
+            assert "contract_id" in response.json()["errors"]
+            assert types == ["ContractPledgeRecorded"], types
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

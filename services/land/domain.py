@@ -1068,8 +1068,19 @@ class RentRate:
     fen_per_mu_year: int
 
 
+@dataclass
+class Pledge:
+    pledge_id: str
+    loan_id: str
+    bank_code: str
+    pledged_on: date
+
+
 class TransferContract(Aggregate):
-    """A transfer contract, its filing and certificate, and its rent account."""
+    """A transfer contract, its filing and certificate, its rent account, and the bank pledges
+    on it. Pledges are events of the contract's own stream (recorded from finance's events), so
+    a termination or re-transfer racing a pledge is serialised on the contract's version: which
+    ever appends first wins, the other is retried and sees it."""
 
     def __init__(self, id: str) -> None:
         super().__init__(id)
@@ -1080,6 +1091,13 @@ class TransferContract(Aggregate):
         self.terminated_on: date | None = None
         self.rates: list[RentRate] = []
         self.invoices: dict[str, Invoice] = {}
+        self.pledges: dict[str, Pledge] = {}
+        #: Pledges finance released (or that land refused): never active again.
+        self.ended_pledges: set[str] = set()
+
+    @property
+    def active_pledge(self) -> Pledge | None:
+        return next(iter(self.pledges.values()), None)
 
     @property
     def parcel_id(self) -> str:
@@ -1152,20 +1170,64 @@ class TransferContract(Aggregate):
             issued_on=issued_on,
         )
 
-    @staticmethod
-    def _require_unpledged(pledge: dict[str, Any] | None) -> None:
+    def _require_unpledged(self) -> None:
+        pledge = self.active_pledge
         if pledge is not None:
             raise DomainError(
-                f"the right is pledged to bank {pledge['bank_code']} (pledge "
-                f"{pledge['pledge_id']}) until the pledge is released",
+                f"the right is pledged to bank {pledge.bank_code} (pledge "
+                f"{pledge.pledge_id}) until the pledge is released",
                 "contract_id",
             )
 
-    def terminate(
-        self, reason: str, terminated_on: date, pledge: dict[str, Any] | None, parcel: Parcel
+    # -- pledges, as the finance service reports them --
+
+    def record_pledge(
+        self,
+        pledge_id: str,
+        loan_id: str,
+        bank_code: str,
+        pledged_on: date,
+        source_event_id: str,
     ) -> None:
+        """A bank took the right as a pledge. Once per pledge; a release that arrived first
+        stays in force; an ended contract has no right left to pledge: refused."""
+        if pledge_id in self.pledges or pledge_id in self.ended_pledges:
+            return
+        if self.status == "terminated":
+            self.trigger(
+                ev.ContractPledgeRefused,
+                contract_id=self.id,
+                pledge_id=pledge_id,
+                loan_id=loan_id,
+                bank_code=bank_code,
+                reason=f"the contract was terminated on {self.terminated_on}",
+                source_event_id=source_event_id,
+            )
+            return
+        self.trigger(
+            ev.ContractPledgeRecorded,
+            contract_id=self.id,
+            pledge_id=pledge_id,
+            loan_id=loan_id,
+            bank_code=bank_code,
+            pledged_on=pledged_on,
+            source_event_id=source_event_id,
+        )
+
+    def release_pledge(self, pledge_id: str, released_on: date, source_event_id: str) -> None:
+        if pledge_id in self.ended_pledges:
+            return
+        self.trigger(
+            ev.ContractPledgeReleased,
+            contract_id=self.id,
+            pledge_id=pledge_id,
+            released_on=released_on,
+            source_event_id=source_event_id,
+        )
+
+    def terminate(self, reason: str, terminated_on: date, parcel: Parcel) -> None:
         self._require_active()
-        self._require_unpledged(pledge)
+        self._require_unpledged()
         if not self.facts["starts_on"] <= terminated_on <= self.facts["ends_on"]:
             raise DomainError("the day is outside the contract's term", "terminated_on")
         self.trigger(
@@ -1185,10 +1247,9 @@ class TransferContract(Aggregate):
         transferee_type: str,
         household_consent: bool,
         reassigned_on: date,
-        pledge: dict[str, Any] | None,
     ) -> None:
         self._require_active()
-        self._require_unpledged(pledge)
+        self._require_unpledged()
         if self.filed_on is None:
             raise DomainError("only a filed contract may be re-transferred", "contract_id")
         if not household_consent and self.facts["household_id"] is not None:
@@ -1372,6 +1433,21 @@ class TransferContract(Aggregate):
     @applies(ev.RentOverdue)
     def _overdue(self, data: dict[str, Any]) -> None:
         self.invoices[data["invoice_id"]].overdue = True
+
+    @applies(ev.ContractPledgeRecorded)
+    def _pledged(self, data: dict[str, Any]) -> None:
+        self.pledges[data["pledge_id"]] = Pledge(
+            data["pledge_id"], data["loan_id"], data["bank_code"], data["pledged_on"]
+        )
+
+    @applies(ev.ContractPledgeReleased)
+    def _pledge_released(self, data: dict[str, Any]) -> None:
+        self.pledges.pop(data["pledge_id"], None)
+        self.ended_pledges.add(data["pledge_id"])
+
+    @applies(ev.ContractPledgeRefused)
+    def _pledge_refused(self, data: dict[str, Any]) -> None:
+        self.ended_pledges.add(data["pledge_id"])
 
 
 # -- abandoned land ---------------------------------------------------------------------------

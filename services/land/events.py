@@ -601,6 +601,46 @@ class RentOverdue(Event):
     as_of = ma.fields.Date(required=True)
 
 
+@event_type
+class ContractPledgeRecorded(Event):
+    """The finance service reported that a bank took the contract's right as a pledge
+    (``LandRightPledged``): from this version of the contract on it may not be terminated or
+    re-transferred until the pledge is released."""
+
+    TYPE = "ContractPledgeRecorded"
+    contract_id = ma.fields.String(required=True)
+    pledge_id = ma.fields.String(required=True)
+    loan_id = ma.fields.String(required=True)
+    bank_code = ma.fields.String(required=True)
+    pledged_on = ma.fields.Date(required=True)
+    source_event_id = ma.fields.String(required=True)
+
+
+@event_type
+class ContractPledgeReleased(Event):
+    """The finance service reported the pledge released (``PledgeReleased``)."""
+
+    TYPE = "ContractPledgeReleased"
+    contract_id = ma.fields.String(required=True)
+    pledge_id = ma.fields.String(required=True)
+    released_on = ma.fields.Date(required=True)
+    source_event_id = ma.fields.String(required=True)
+
+
+@event_type
+class ContractPledgeRefused(Event):
+    """A pledge reached land after the contract had ended: there is no right left to pledge.
+    The bank's collateral is void; finance and the bank learn it from this event."""
+
+    TYPE = "ContractPledgeRefused"
+    contract_id = ma.fields.String(required=True)
+    pledge_id = ma.fields.String(required=True)
+    loan_id = ma.fields.String(required=True)
+    bank_code = ma.fields.String(required=True)
+    reason = ma.fields.String(required=True)
+    source_event_id = ma.fields.String(required=True)
+
+
 # -- abandoned land ---------------------------------------------------------------------------
 
 

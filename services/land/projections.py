@@ -1,6 +1,6 @@
 """Read models of the land service: parcels, listings with their high bid, contracts, rent
-invoices and the abandoned-land ledger (inline, from land's own events), and the pledges the
-finance service reports (fed by a subscriber)."""
+invoices and the abandoned-land ledger (inline, from land's own events). Bank pledges are not a
+read model: they are events of the contract's own stream (see ``TransferContract``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    select,
 )
 from sqlalchemy.engine import Connection
 
@@ -335,62 +334,3 @@ class LandViews(Projection):
 
 
 LAND_VIEWS = LandViews()
-
-# -- pledges reported by the finance service ------------------------------------------------------
-
-pledge_model = MetaData()
-pledges = Table(
-    "land_pledges",
-    pledge_model,
-    Column("pledge_id", String(64), primary_key=True),
-    Column("contract_id", String(64), nullable=False, index=True),
-    Column("loan_id", String(64)),
-    Column("bank_code", String(32)),
-    Column("pledged_on", Date),
-    Column("released_on", Date),
-)
-
-
-class Pledges(Projection):
-    """Which contracts are pledged to a bank. Applied in any order: a release that arrives
-    before its pledge still leaves the pledge released."""
-
-    metadata = pledge_model
-    source = "finance"
-    handles = frozenset({"LandRightPledged", "PledgeReleased"})
-
-    def apply(self, event: RecordedEvent, db: Connection) -> None:
-        d = event.data
-        row = db.execute(select(pledges).where(pledges.c.pledge_id == d["pledge_id"])).first()
-        if event.type == "LandRightPledged":
-            values = {
-                "contract_id": d["contract_id"],
-                "loan_id": d.get("loan_id"),
-                "bank_code": d.get("bank_code"),
-                "pledged_on": _day(d["pledged_on"]),
-            }
-        else:
-            values = {"released_on": _day(d["released_on"])}
-            if row is None:
-                values["contract_id"] = d.get("contract_id", "")
-        if row is None:
-            db.execute(pledges.insert().values(pledge_id=d["pledge_id"], **values))
-        else:
-            db.execute(
-                pledges.update().where(pledges.c.pledge_id == d["pledge_id"]).values(**values)
-            )
-
-
-PLEDGES = Pledges()
-
-
-def active_pledge(db: Connection, contract_id: str) -> dict[str, Any] | None:
-    """A pledge of the contract that the bank has not released, if any."""
-    row = db.execute(
-        select(pledges).where(
-            pledges.c.contract_id == contract_id,
-            pledges.c.pledged_on.is_not(None),
-            pledges.c.released_on.is_(None),
-        )
-    ).first()
-    return dict(row._mapping) if row else None

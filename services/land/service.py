@@ -32,12 +32,12 @@ from services.land.domain import (
     TransferContract,
 )
 from shared import auth, clock, directory
-from shared.commands import UnitOfWork
+from shared.commands import CommandContext, UnitOfWork, decide_within
 from shared.config import LOCAL_TZ
 from shared.consumers import subscribe
 from shared.directory import DIRECTORY, DirectoryMember
 from shared.errors import DomainError, Forbidden, NotFound, Unprocessable
-from shared.eventstore import RecordedEvent
+from shared.eventstore import EventStore, RecordedEvent
 from shared.http import command, query
 from shared.service import ServiceBase
 
@@ -63,7 +63,7 @@ def parse_as_of(value: str) -> datetime:
 
 class LandService(DirectoryMember, ServiceBase):
     name = "land"
-    projections = [DIRECTORY, views.LAND_VIEWS, views.PLEDGES]
+    projections = [DIRECTORY, views.LAND_VIEWS]
     config = Config()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -572,12 +572,11 @@ class LandService(DirectoryMember, ServiceBase):
             or_(c.terminated_on.is_(None), c.terminated_on > on),
         ]
 
-    def _contract_command(self, contract_id: str, act: Any, pledge_check: bool = False) -> Any:
+    def _contract_command(self, contract_id: str, act: Any) -> Any:
         def decide(uow: UnitOfWork) -> TransferContract:
             contract = uow.get(TransferContract, contract_id)
             parcel = self._parcel(uow, contract.parcel_id)
-            pledge = views.active_pledge(uow.connection, contract_id) if pledge_check else None
-            act(contract, parcel, pledge)
+            act(contract, parcel)
             return contract
 
         return self.store.run(decide)
@@ -612,11 +611,11 @@ class LandService(DirectoryMember, ServiceBase):
     def terminate_contract(self, request: Any, contract_id: str, body: dict[str, Any]) -> Any:
         """End a contract early for a legal reason; never while pledged to a bank."""
 
-        def act(contract: TransferContract, parcel: Parcel, pledge: Any) -> None:
+        def act(contract: TransferContract, parcel: Parcel) -> None:
             self._acting_as(parcel.household_id, "contract_id")
-            contract.terminate(body["reason"], clock.today(body["terminated_on"]), pledge, parcel)
+            contract.terminate(body["reason"], clock.today(body["terminated_on"]), parcel)
 
-        return self._contract_command(contract_id, act, pledge_check=True)
+        return self._contract_command(contract_id, act)
 
     @command(
         "POST", "/api/v1/land/contracts/<contract_id>/reassignments", body=s.ReassignmentIn,
@@ -626,14 +625,12 @@ class LandService(DirectoryMember, ServiceBase):
         """Re-transfer the right to a new transferee (household consent; not while pledged)."""
         return self._contract_command(
             contract_id,
-            lambda contract, parcel, pledge: contract.reassign(
+            lambda contract, _: contract.reassign(
                 body["transferee_id"],
                 body["transferee_type"],
                 body["household_consent"],
                 clock.today(body["reassigned_on"]),
-                pledge,
             ),
-            pledge_check=True,
         )
 
     @command(
@@ -791,16 +788,58 @@ class LandService(DirectoryMember, ServiceBase):
 
     # -- pledges from the finance service -----------------------------------------------------
 
-    @subscribe("finance", sorted(views.Pledges.handles))
-    def on_pledge_event(self, event: RecordedEvent, db: Connection) -> None:
-        views.PLEDGES.apply(event, db)
+    # A pledge is recorded on the contract's own stream, in the handler's inbox transaction and
+    # with the commands' optimistic concurrency: a termination or re-transfer racing it loses
+    # or wins on the contract's version (the loser is retried: a command re-decides and is
+    # refused, the handler re-applies and finds the contract terminated). The handler was
+    # renamed from ``on_pledge_event`` (which kept a side table): its fresh inbox makes the
+    # catch-up replay finance's pledge history into the contracts' streams once.
+    @subscribe("finance", ["LandRightPledged", "PledgeReleased"])
+    def on_contract_pledge(self, event: RecordedEvent, db: Connection) -> None:
+        d = event.data
+        context = CommandContext(
+            correlation_id=str(event.metadata.get("correlation_id") or event.event_id),
+            causation_id=str(event.event_id),
+            actor=f"finance:{event.type}",
+            district=event.metadata.get("district"),
+        )
+
+        def decide(uow: UnitOfWork) -> None:
+            contract = uow.find(TransferContract, d["contract_id"])
+            if contract is None:
+                # Finance pledges contracts it learnt from land: this one is not land's. Fail,
+                # so that after its retries the event is parked for ops, never dropped.
+                raise LookupError(f"pledge {d['pledge_id']}: no contract {d['contract_id']!r}")
+            if event.type == "LandRightPledged":
+                contract.record_pledge(
+                    d["pledge_id"],
+                    d["loan_id"],
+                    d["bank_code"],
+                    date.fromisoformat(d["pledged_on"]),
+                    str(event.event_id),
+                )
+            else:
+                contract.release_pledge(
+                    d["pledge_id"], date.fromisoformat(d["released_on"]), str(event.event_id)
+                )
+
+        decide_within(self.store.events, EventStore.transaction_of(db), context, decide)
 
     @query("/api/v1/land/contracts/<contract_id>/pledge", roles=READERS)
     def contract_pledge(self, request: Any, contract_id: str) -> dict[str, Any]:
-        """The bank pledge on a contract that has not been released, as finance reported it."""
-        with self.store.events.engine.connect() as db:
-            pledge = views.active_pledge(db, contract_id)
-        return {"contract_id": contract_id, "pledge": _jsonable(pledge) if pledge else None}
+        """The bank pledge on a contract that has not been released, from the contract's stream."""
+        pledge = self.store.get(TransferContract, contract_id).active_pledge
+        return {
+            "contract_id": contract_id,
+            "pledge": None
+            if pledge is None
+            else {
+                "pledge_id": pledge.pledge_id,
+                "loan_id": pledge.loan_id,
+                "bank_code": pledge.bank_code,
+                "pledged_on": pledge.pledged_on.isoformat(),
+            },
+        }
 
     # -- time ---------------------------------------------------------------------------------
 
