@@ -82,6 +82,7 @@ class UnitOfWork:
         self.tx = tx
         self.context = context
         self._tracked: dict[str, Aggregate] = {}
+        self._shared: set[str] = set()
 
     @property
     def connection(self) -> Any:
@@ -113,12 +114,25 @@ class UnitOfWork:
         self._tracked[stream_id] = aggregate
         return aggregate
 
+    def find_or_create(self, cls: type[A], stream_id: str) -> A:
+        """The aggregate, or a new one if its stream does not exist yet: for a stream that any
+        of several commands may start (a ledger, a tally). When two start it at once, the loser
+        is retried like any conflict and finds the winner's stream, where :meth:`create`
+        answers 409 :class:`AlreadyExists`."""
+        found = self.find(cls, stream_id)
+        if found is not None:
+            return found
+        aggregate = self.create(cls, stream_id)
+        self._shared.add(stream_id)
+        return aggregate
+
     def changed_streams(self) -> list[str]:
         """The streams this unit of work has new events for."""
         return [a.id for a in self._tracked.values() if a.has_pending]
 
     def created(self) -> list[Aggregate]:
-        return [a for a in self._tracked.values() if a.is_new]
+        """The aggregates this command means to be the first of (not those of find_or_create)."""
+        return [a for a in self._tracked.values() if a.is_new and a.id not in self._shared]
 
     def commit(self) -> list[RecordedEvent]:
         metadata = self.context.metadata()

@@ -12,7 +12,9 @@ Design notes (the rules and numbers come from the domain research on 农业生�
   it books and appends to all of them in one transaction; optimistic concurrency on each stream
   makes concurrent overlapping dispatches retry, see the winner's window and fail with 422
   (or 409 once retries are exhausted). Windows in different villages must be the configured
-  travel buffer apart.
+  travel buffer apart. A manual dispatch's window must also be long enough: window hours × the
+  suited machines' mu per day ÷ the working day's hours (``work_day_end_hour`` −
+  ``work_day_start_hour``) ≥ the task's remaining area, else 422 naming ``ends_at``.
 * **DispatchRejected** is recorded on the task's order stream by automatic dispatch, when the
   desk confirms a proposal, for every task it could not place (with the reason). A manual
   dispatch that would double-book appends nothing: it is answered 422 naming the resource.
@@ -21,8 +23,9 @@ Design notes (the rules and numbers come from the domain research on 农业生�
   in a village without a site is left unplaced with ``no_location``.
 * **Acceptance.** Accepted area per parcel × stage slot × season is an aggregate, so two
   providers accepting the same parcel race on one stream: the total never exceeds the parcel's
-  area, and each task's accepted area never exceeds its contracted area. The first acceptance of
-  a ledger creates its stream; a concurrent first acceptance then gets 409 and may retry.
+  area, and each task's accepted area never exceeds its contracted area. Ledgers (acceptance,
+  subsidy) are opened with ``uow.find_or_create``: when two commands start one at once, the
+  loser's append conflicts, it is retried and finds the winner's ledger, so both succeed.
 * **Subsidies.** A claim (one accepted task) is checked at claim time against: provider listed
   in the directory and not blacklisted on the claim day; ≤ share of the fee (30 %, 40 % in weak
   villages); Σ over the season's stages of the parcel ≤ fen per mu (100 / 130 yuan) × served

@@ -362,7 +362,11 @@ class Order(Aggregate):
         starts_at: datetime,
         ends_at: datetime,
         proposal_id: str | None = None,
+        capacities: dict[str, Decimal] | None = None,
+        work_day_hours: int = 10,
     ) -> None:
+        """``capacities`` (machine id -> mu per working day of ``work_day_hours``): the window
+        must be long enough for the task's remaining area at the suited machines' capacity."""
         self.require_signed("task_id")
         task = self.task(task_id)
         if task.status not in (PENDING, UNPLACED):
@@ -376,6 +380,8 @@ class Order(Aggregate):
         suited = [m for m in machines if MACHINE_STAGES[m.machine_type] == task.stage]
         if not suited:
             raise DomainError(f"no machine suited to {task.stage} is dispatched", "machine_ids")
+        if capacities is not None:
+            _require_capacity(task, suited, capacities, starts_at, ends_at, work_day_hours)
         self.trigger(
             ev.TeamDispatched,
             task_id=task_id,
@@ -784,12 +790,37 @@ class Team(Schedule):
         return team
 
 
+def _require_capacity(
+    task: Task,
+    suited: list[Schedule],
+    capacities: dict[str, Decimal],
+    starts_at: datetime,
+    ends_at: datetime,
+    work_day_hours: int,
+) -> None:
+    """Window hours × the suited machines' mu per day, pro-rated by the working day, covers
+    the task's remaining area (what automatic dispatch plans by)."""
+    per_day = sum((capacities[m.resource_id] for m in suited), Decimal(0))
+    hours = Decimal((ends_at - starts_at).total_seconds()) / 3600
+    can_do = per_day * hours / work_day_hours
+    remaining = task.area_mu - task.area_done_mu
+    if can_do < remaining:
+        raise DomainError(
+            f"the window of {hours.normalize():f} h covers {area(can_do)} mu at "
+            f"{per_day.normalize():f} mu per {work_day_hours} h working day of the suited "
+            f"machines; the task has {remaining} mu left",
+            "ends_at",
+        )
+
+
 class Machine(Schedule):
     kind = "machine"
 
     def __init__(self, id: str) -> None:
         super().__init__(id)
         self.machine_type = ""
+        #: mu per working day; None only when restored from a snapshot taken before it was kept
+        self.capacity_mu_per_day: Decimal | None = None
 
     def register(self, **data: Any) -> None:
         self.trigger(ev.MachineRegistered, **data)
@@ -799,13 +830,16 @@ class Machine(Schedule):
         self.resource_id = data["machine_id"]
         self.team_id, self.provider_id = data["team_id"], data["provider_id"]
         self.machine_type = data["machine_type"]
+        self.capacity_mu_per_day = Decimal(str(data["capacity_mu_per_day"]))
 
     def to_snapshot(self) -> dict[str, Any]:
+        capacity = self.capacity_mu_per_day
         return {
             "machine_id": self.resource_id,
             "team_id": self.team_id,
             "provider_id": self.provider_id,
             "machine_type": self.machine_type,
+            "capacity_mu_per_day": None if capacity is None else str(capacity),
             "slots": self._slots_state(),
         }
 
@@ -814,6 +848,8 @@ class Machine(Schedule):
         machine = cls(id)
         machine.resource_id, machine.team_id = state["machine_id"], state["team_id"]
         machine.provider_id, machine.machine_type = state["provider_id"], state["machine_type"]
+        capacity = state.get("capacity_mu_per_day")
+        machine.capacity_mu_per_day = None if capacity is None else Decimal(capacity)
         machine._restore_slots(state["slots"])
         return machine
 

@@ -474,7 +474,7 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
             village = directory.require_village(uow.connection, body["village_id"])
             self.store.principal.require_scope(district=village.district)
             key = stream("village-site", body["village_id"])
-            site = uow.find(VillageSite, key) or uow.create(VillageSite, key)
+            site = uow.find_or_create(VillageSite, key)
             site.locate(body["village_id"], body["lat"], body["lon"])
             return plain(body)
 
@@ -517,7 +517,18 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
         for operator in operators:
             assert isinstance(operator, Operator)
             operator.require_licence(local_day(ends_at))
-        order.dispatch(task_id, team, machines, operators, starts_at, ends_at, proposal_id)
+        rules = self.rules
+        order.dispatch(
+            task_id,
+            team,
+            machines,
+            operators,
+            starts_at,
+            ends_at,
+            proposal_id,
+            capacities=self._capacities(uow, machines),
+            work_day_hours=rules.work_day_end_hour - rules.work_day_start_hour,
+        )
         buffer = self.rules.travel_buffer
         village = order.village_id
         team.book(task_id, village, starts_at, ends_at, buffer, "team_id")
@@ -525,6 +536,26 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
             machine.book(task_id, village, starts_at, ends_at, buffer, "machine_ids")
         for operator in operators:
             operator.book(task_id, village, starts_at, ends_at, buffer, "operator_ids")
+
+    @staticmethod
+    def _capacities(uow: UnitOfWork, machines: list[Schedule]) -> dict[str, Decimal]:
+        """Each machine's mu per working day (from the read model for a machine restored from
+        a snapshot taken before machines kept their capacity)."""
+        found: dict[str, Decimal] = {}
+        for machine in machines:
+            assert isinstance(machine, Machine)
+            capacity = machine.capacity_mu_per_day
+            if capacity is None:
+                capacity = Decimal(
+                    uow.connection.execute(
+                        select(resources.c.capacity_mu_per_day).where(
+                            resources.c.kind == "machine",
+                            resources.c.resource_id == machine.resource_id,
+                        )
+                    ).scalar_one()
+                )
+            found[machine.resource_id] = capacity
+        return found
 
     @command(
         "POST",
@@ -798,7 +829,7 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
     ) -> None:
         task = order.task(task_id)
         key = stream("acceptance", task.parcel_id, task.slot, order.season)
-        ledger = uow.find(AcceptanceLedger, key) or uow.create(AcceptanceLedger, key)
+        ledger = uow.find_or_create(AcceptanceLedger, key)
         ledger.bind(task.parcel_id, task.slot, order.season)
         order.accept(
             task_id,
@@ -920,7 +951,7 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
             fee = fee_fen(accepted, order.prices[task.stage])
             caps = {"share of the price": int(fee * share)}
             parcel_key = stream("subsidy-parcel", task.parcel_id, order.season)
-            parcel = uow.find(SubsidyLedger, parcel_key) or uow.create(SubsidyLedger, parcel_key)
+            parcel = uow.find_or_create(SubsidyLedger, parcel_key)
             if parcel.has_task(task.task_id):
                 raise DomainError(f"task {task.task_id!r} already has a subsidy claim", "task_id")
             served = max([accepted, *(r.area_mu for r in parcel.entries.values())])
@@ -933,7 +964,7 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
             customer = None
             if not order.small_farmer:
                 key = stream("subsidy-customer", order.customer_id, str(season_year(order.season)))
-                customer = uow.find(SubsidyLedger, key) or uow.create(SubsidyLedger, key)
+                customer = uow.find_or_create(SubsidyLedger, key)
                 caps["yearly cap of a large operator"] = (
                     rules.large_operator_yearly_cap_fen - customer.reserved_fen
                 )
@@ -994,7 +1025,7 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
 
         def act(uow: UnitOfWork, claim: SubsidyClaim) -> None:
             key = stream("subsidy-programme", claim.data["district"], claim.data["season"])
-            programme = uow.find(SubsidyLedger, key) or uow.create(SubsidyLedger, key)
+            programme = uow.find_or_create(SubsidyLedger, key)
             claim.approve(programme, self.rules.small_farmer_share_min, today(body["approved_on"]))
 
         return self._on_claim(claim_id, act)
