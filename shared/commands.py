@@ -83,6 +83,9 @@ class UnitOfWork:
         self.context = context
         self._tracked: dict[str, Aggregate] = {}
         self._shared: set[str] = set()
+        #: Streams this command starts with create(): remembered apart from the aggregates,
+        #: whose pending events are handed over (and no longer tell "new") at commit.
+        self._created: set[str] = set()
 
     @property
     def connection(self) -> Any:
@@ -112,6 +115,7 @@ class UnitOfWork:
             raise AlreadyExists(cls.stream_type, stream_id)
         aggregate = cls(stream_id)
         self._tracked[stream_id] = aggregate
+        self._created.add(stream_id)
         return aggregate
 
     def find_or_create(self, cls: type[A], stream_id: str) -> A:
@@ -132,7 +136,7 @@ class UnitOfWork:
 
     def created(self) -> list[Aggregate]:
         """The aggregates this command means to be the first of (not those of find_or_create)."""
-        return [a for a in self._tracked.values() if a.is_new and a.id not in self._shared]
+        return [self._tracked[i] for i in sorted(self._created - self._shared)]
 
     def commit(self) -> list[RecordedEvent]:
         metadata = self.context.metadata()

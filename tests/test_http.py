@@ -114,10 +114,15 @@ def test_wrong_method_is_405(api: Api) -> None:
     assert "POST" in response.headers["Allow"]
 
 
-def test_creating_twice_is_409(api: Api) -> None:
+def test_creating_twice_is_409_at_once(api: Api) -> None:
     ledger_id = open_ledger(api)
+    retries_before = metric(api, 'clustergov_concurrency_retries_total{service="sample"}')
     response = api.post("/api/v1/sample/ledgers", {"id": ledger_id, "owner": "B", "district": "D1"})
-    assert_problem(response, 409)
+    body = assert_problem(response, 409)
+    assert "already exists" in body["detail"]
+    # Told at the first collision, not after every retry and its back-off.
+    retries = metric(api, 'clustergov_concurrency_retries_total{service="sample"}')
+    assert retries == retries_before
 
 
 class TestAuth:
