@@ -395,6 +395,30 @@ def test_movement_since_last_period_and_three_reds_in_a_row(start_services) -> N
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
+def test_all_time_movement_since_the_end_of_yesterday(start_services) -> None:
+    api = start_services(RankingService, *STUBS)
+    district_of_three(api)
+    define(api, "daily", competition_rules(windows=["all"]))
+    wait_active(api, "daily")
+    day = today()
+    yesterday = day - timedelta(days=1)
+    # the board as it stood at the end of yesterday: land c1 100, c2 50, c3 0 -> 100, 80, 60;
+    # gmv all 0 -> 100 each: c1 = 60 + 40 = 100.00; c2 = 48 + 40 = 88.00; c3 = 36 + 40 = 76.00
+    signed(api, "Y1", "v1", "100.00", yesterday)
+    signed(api, "Y2", "v2", "50.00", yesterday)
+    wait_board(api, "daily", [(1, "c1", "100.00"), (2, "c2", "88.00"), (3, "c3", "76.00")])
+    # today c2 signs 100 more: c2 150 -> 100; c1 = 60 + 40 * 100 / 150 = 86.67; c3 60
+    # c2 = 60 + 40 = 100.00; c1 = 0.6 * 86.67 + 40 = 92.00; c3 = 76.00
+    signed(api, "T1", "v3", "100.00", day)
+    body = wait_board(
+        api, "daily", [(1, "c2", "100.00"), (2, "c1", "92.00"), (3, "c3", "76.00")], window="all"
+    )
+    # against yesterday's board: c2 2nd -> 1st ▲1, c1 1st -> 2nd ▼1, c3 stays
+    assert {r["entity_id"]: r["movement"] for r in body["rows"]} == {"c2": 1, "c1": -1, "c3": 0}
+    assert body["movement_since"] == yesterday.isoformat()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_weak_villages_compete_per_head(start_services) -> None:
     api = start_services(RankingService, *STUBS)
     cluster(api, "c1", "茶香组团")

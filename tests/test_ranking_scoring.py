@@ -12,6 +12,7 @@ import pytest
 
 from services.ranking.projections import facts_of
 from services.ranking.scoring import (
+    ALL_TIME_START,
     ColourRules,
     Entity,
     Indicator,
@@ -19,6 +20,7 @@ from services.ranking.scoring import (
     Rules,
     VetoRule,
     parse_period,
+    previous_all_time,
     rule_errors,
     score_board,
     window_of,
@@ -369,3 +371,12 @@ def test_values_are_shown_in_human_units() -> None:
     gmv = {"source": "gmv_fen", "growth": True}
     assert shown(gmv, {"raw": "2250000", "value": "0.125"}, 0) == "2.25万元（同比+12.5%）"
     assert shown({**gmv, "target": "2"}, {"raw": "2250000", "value": "0.06"}, 0) == "2.25万元"
+
+
+def test_all_time_movement_compares_with_the_end_of_the_previous_day() -> None:
+    # the daily snapshot: every fact dated before today (ends_on is exclusive), whatever the
+    # day of the month
+    for day in (date(2026, 11, 17), date(2026, 11, 1), date(2027, 1, 1)):
+        before = previous_all_time(day)
+        assert (before.kind, before.starts_on, before.ends_on) == ("all", ALL_TIME_START, day)
+        assert before.closed(day) and not before.contains(day)

@@ -139,13 +139,57 @@ def _entities(db: Connection, cv: CompetitionVersion, on: date) -> dict[str, Ent
     return found
 
 
+Sums = dict[str, dict[str, tuple[int, date]]]
+
+
+#: The keeper's memory of what facts dated before today make: scored boards of closed periods
+#: (key: competition, version, window, lookback) and per-entity sums of the facts dated before
+#: today (key: "sums", ...). Cleared when a fact dated before today arrives, and at midnight.
+PastBoards = dict[tuple[Any, ...], Any]
+
+
 def _sums(
-    db: Connection, cv: CompetitionVersion, window: Window, sources: set[str]
-) -> dict[str, dict[str, tuple[int, date]]]:
-    """entity -> source -> (summed amount, last day) over the window."""
-    in_window = [facts.c.source.in_(sorted(sources)), facts.c.day >= window.starts_on]
-    if window.ends_on is not None:
-        in_window.append(facts.c.day < window.ends_on)
+    db: Connection,
+    cv: CompetitionVersion,
+    window: Window,
+    sources: set[str],
+    today: date | None = None,
+    cache: PastBoards | None = None,
+) -> Sums:
+    """entity -> source -> (summed amount, last day) over the window.
+
+    With a ``cache`` (the keeper's, cleared whenever a fact dated before today changes, and at
+    midnight), the facts dated before today are summed once and kept; each recompute then sums
+    only today's facts and adds them."""
+    if cache is None or today is None or window.starts_on >= today:
+        return _sum_days(db, cv, sources, window.starts_on, window.ends_on)
+    settled_end = today if window.ends_on is None else min(today, window.ends_on)
+    key = ("sums", cv.competition_id, cv.version, window.starts_on, settled_end, *sorted(sources))
+    settled = cache.get(key)
+    if settled is None:
+        settled = cache[key] = _sum_days(db, cv, sources, window.starts_on, settled_end)
+    if window.ends_on is not None and window.ends_on <= today:
+        return {entity: dict(by_source) for entity, by_source in settled.items()}
+    return _add(settled, _sum_days(db, cv, sources, today, window.ends_on))
+
+
+def _add(settled: Sums, recent: Sums) -> Sums:
+    sums: Sums = {entity: dict(by_source) for entity, by_source in settled.items()}
+    for entity, by_source in recent.items():
+        mine = sums.setdefault(entity, {})
+        for source, (amount, last) in by_source.items():
+            had = mine.get(source)
+            mine[source] = (amount, last) if had is None else (had[0] + amount, max(had[1], last))
+    return sums
+
+
+def _sum_days(
+    db: Connection, cv: CompetitionVersion, sources: set[str], starts_on: date, ends_on: date | None
+) -> Sums:
+    """entity -> source -> (summed amount, last day) over facts dated in [starts_on, ends_on)."""
+    in_window = [facts.c.source.in_(sorted(sources)), facts.c.day >= starts_on]
+    if ends_on is not None:
+        in_window.append(facts.c.day < ends_on)
     if cv.rules["entity"] == "cluster":
         village_facts = (
             select(
@@ -182,26 +226,32 @@ def _sums(
                 .group_by(facts.c.subject_id, facts.c.source)
             )
         )
-    sums: dict[str, dict[str, tuple[int, date]]] = defaultdict(dict)
+    sums: Sums = defaultdict(dict)
     for entity, source, amount, last in rows:
         had = sums[entity].get(source)
         if had is not None:  # a cluster's own facts beside its villages'
             amount, last = had[0] + amount, max(had[1], last)
         sums[entity][source] = (int(amount), last)
-    return sums
+    return dict(sums)
 
 
 def _value(source: str, amount: int) -> Decimal:
     return Decimal(amount) / SOURCES[source].scale
 
 
-def gather(db: Connection, cv: CompetitionVersion, window: Window, today: date) -> list[Entity]:
+def gather(
+    db: Connection,
+    cv: CompetitionVersion,
+    window: Window,
+    today: date,
+    cache: PastBoards | None = None,
+) -> list[Entity]:
     """The scoring inputs of every competing entity for a window."""
     rules = cv.scoring
     last_day = window.ends_on - timedelta(days=1) if window.ends_on else today
     entities = _entities(db, cv, min(today, last_day))
     sources = rules.sources()
-    for entity_id, by_source in _sums(db, cv, window, sources).items():
+    for entity_id, by_source in _sums(db, cv, window, sources, today, cache).items():
         entity = entities.get(entity_id)
         if entity is None:
             continue
@@ -210,7 +260,7 @@ def gather(db: Connection, cv: CompetitionVersion, window: Window, today: date) 
     growth = {i.source for i in rules.indicators if i.growth}
     base = window.year_earlier()
     if growth and base is not None:
-        for entity_id, by_source in _sums(db, cv, base, growth).items():
+        for entity_id, by_source in _sums(db, cv, base, growth, today, cache).items():
             if entity_id in entities:
                 entities[entity_id].base_values = {
                     s: _value(s, amount) for s, (amount, _) in by_source.items()
@@ -235,10 +285,6 @@ def gather(db: Connection, cv: CompetitionVersion, window: Window, today: date) 
 
 
 # -- scoring a window ---------------------------------------------------------------------------
-
-
-#: Scored boards of closed periods, reused until a fact on one of their days arrives.
-PastBoards = dict[tuple[str, int, Window, int], list[Row]]
 
 
 def score_window(
@@ -269,7 +315,7 @@ def _score_window(
     cache: PastBoards | None,
 ) -> list[Row]:
     rules = cv.scoring
-    entities = gather(db, cv, window, today)
+    entities = gather(db, cv, window, today, cache)
     previous_ranks: dict[str, int] = {}
     history: dict[str, list[str]] = {}
     if back > 0:
@@ -316,6 +362,14 @@ def row_dict(cv: CompetitionVersion, row: Row) -> dict[str, Any]:
     return data
 
 
+def movement_since(window: Window, today: date) -> str:
+    """What a board's movement compares with: the previous period; for all time, the board as it
+    stood at the end of the previous day (its date)."""
+    if window.kind == "all":
+        return (today - timedelta(days=1)).isoformat()
+    return window.previous().period
+
+
 def payload(
     cv: CompetitionVersion, window: Window, rows: list[Row], today: date, limit: int
 ) -> dict[str, Any]:
@@ -331,6 +385,7 @@ def payload(
         "ends_on": window.ends_on.isoformat() if window.ends_on else None,
         "ends_at": ends_at.isoformat() if ends_at else None,
         "elapsed_share": str(window.elapsed_share(today)),
+        "movement_since": movement_since(window, today),
         "top_n": cv.top_n,
         "entities": len(rows),
         "indicators": [
@@ -367,7 +422,21 @@ def refresh_board(
         board_rows.c.version == cv.version,
         board_rows.c.window == kind,
     )
-    stored = dict(db.execute(select(board_rows.c.entity_id, board_rows.c.row).where(key)).all())
+    meta_key = and_(
+        boards.c.competition_id == cv.competition_id,
+        boards.c.version == cv.version,
+        boards.c.window == kind,
+    )
+    found = db.execute(select(boards.c.board, boards.c.computed_at).where(meta_key)).first()
+    meta, stamp = (found.board, found.computed_at) if found else (None, None)
+    # The stored rows as this keeper last wrote them, while the board's stamp says nobody else
+    # wrote it since; else read them.
+    mine = ("rows", cv.competition_id, cv.version, kind)
+    remembered = cache.get(mine) if cache is not None else None
+    if remembered is not None and stamp is not None and remembered[0] == stamp:
+        stored = remembered[1]
+    else:
+        stored = dict(db.execute(select(board_rows.c.entity_id, board_rows.c.row).where(key)).all())
     fresh = {r.entity_id: row_dict(cv, r) for r in rows}
     changed = [
         {
@@ -386,15 +455,9 @@ def refresh_board(
         db.execute(store.upsert(board_rows), changed)
     if gone:
         db.execute(board_rows.delete().where(key, board_rows.c.entity_id.in_(sorted(gone))))
-    meta = db.execute(
-        select(boards.c.board).where(
-            boards.c.competition_id == cv.competition_id,
-            boards.c.version == cv.version,
-            boards.c.window == kind,
-        )
-    ).scalar()
     different = meta != board
     if different or changed or gone:
+        stamp = datetime.now(UTC)
         db.execute(
             store.upsert(boards),
             {
@@ -403,9 +466,13 @@ def refresh_board(
                 "window": kind,
                 "period": window.period,
                 "board": board,
-                "computed_at": datetime.now(UTC),
+                "computed_at": stamp,
             },
         )
+        # read back: the stamp as the database keeps it
+        stamp = db.execute(select(boards.c.computed_at).where(meta_key)).scalar()
+    if cache is not None:
+        cache[mine] = (stamp, fresh)
     if publish and (different or force):
         db.execute(
             board_changes.insert().values(

@@ -166,6 +166,7 @@ class BoardKeeper(DependencyProvider):
         self._next_periods = 0.0
         self._past: boards.PastBoards = {}
         self._epoch: int | None = None
+        self._day: date | None = None
 
     def setup(self) -> None:
         from services.ranking.stream import screen_app, stream_app, stream_path
@@ -265,11 +266,12 @@ class BoardKeeper(DependencyProvider):
         return changed
 
     def _forget_past(self, db: Connection, days: list[date | None], day: date) -> None:
-        """Keep cached boards of closed periods only while no fact of a closed period changed,
-        as seen by any replica (an epoch in the database, under the board lock)."""
+        """Keep cached boards of closed periods (and of all time up to yesterday, which all-time
+        movement compares with) only while no fact dated before today changed, as seen by any
+        replica (an epoch in the database, under the board lock); a new day starts afresh."""
         store = self.store
         assert store is not None
-        if None in days or min(d for d in days if d is not None) < day.replace(day=1):
+        if None in days or min(d for d in days if d is not None) < day:
             db.execute(
                 store.insert(epochs)
                 .values(name="past", value=1)
@@ -278,9 +280,9 @@ class BoardKeeper(DependencyProvider):
                 )
             )
         epoch = db.execute(select(epochs.c.value).where(epochs.c.name == "past")).scalar() or 0
-        if epoch != self._epoch:
+        if epoch != self._epoch or day != self._day:
             self._past.clear()
-            self._epoch = epoch
+            self._epoch, self._day = epoch, day
 
     def republish(self, competition_id: str | None = None) -> None:
         """Recompute every window of the shown versions and push them (a switch-over, a new
@@ -299,16 +301,24 @@ class BoardKeeper(DependencyProvider):
             self.broadcaster.wake()
 
     def roll_periods(self) -> None:
-        """A new month (quarter, year) began: its boards replace the last period's."""
+        """A new month (quarter, year) began: its boards replace the last period's. A new day
+        began: all-time movement compares with the end of yesterday from now on."""
         assert self.store is not None
         day = today()
+
+        def stale_board(cv: boards.CompetitionVersion, kind: str) -> bool:
+            stored = boards.stored_board(db, cv, kind) or {}
+            window = window_of(kind, day)
+            return stored.get("period") != window.period or stored.get(
+                "movement_since"
+            ) != boards.movement_since(window, day)
+
         with self.store.engine.connect() as db:
             stale = {
                 cv.competition_id
                 for cv in boards.versions(db, status="active")
                 for kind in cv.windows
-                if (boards.stored_board(db, cv, kind) or {}).get("period")
-                != window_of(kind, day).period
+                if stale_board(cv, kind)
             }
         for competition_id in sorted(stale):
             self.republish(competition_id)

@@ -15,8 +15,9 @@ Pipeline (per board):
    bonus minus deduction. A veto (一票否决) scores 0 and ranks after everyone else.
 4. **Rank** by an explicit tie-break chain; ranks are unique, or shared (1224) when asked.
 5. **Colour**: green by default; red/yellow from rank bands at the bottom, rank movement since the
-   previous period, completion against the time-elapsed share (序时进度) and a veto; the worst
-   wins. A red that follows ``escalate_after_reds − 1`` reds is escalated (约谈).
+   previous period (all time: since the end of the previous day), completion against the
+   time-elapsed share (序时进度) and a veto; the worst wins. A red that follows
+   ``escalate_after_reds − 1`` reds is escalated (约谈).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class Window:
         return self.ends_on is not None and today >= self.ends_on
 
     def previous(self) -> Window:
-        """The period before this one (for rank movement); for all time, all time until the
-        start of the current month (``period`` carries that month)."""
+        """The period before this one (for rank movement); all time compares with the end of
+        the previous day instead (:func:`previous_all_time`)."""
         if self.kind == "all":
             return self
         return window_of(self.kind, self.starts_on - timedelta(days=1))
@@ -161,9 +162,9 @@ def parse_period(kind: str, period: str) -> Window:
 
 
 def previous_all_time(today: date) -> Window:
-    """All time until the start of the current month: what rank movement of an all-time board
-    compares with."""
-    return Window("all", "all", ALL_TIME_START, today.replace(day=1))
+    """All time until the end of the previous day (the daily snapshot): what rank movement of an
+    all-time board compares with, so a wall display shows the day's moves."""
+    return Window("all", "all", ALL_TIME_START, today)
 
 
 # -- rules --------------------------------------------------------------------------------------
