@@ -380,3 +380,52 @@ def test_all_time_movement_compares_with_the_end_of_the_previous_day() -> None:
         before = previous_all_time(day)
         assert (before.kind, before.starts_on, before.ends_on) == ("all", ALL_TIME_START, day)
         assert before.closed(day) and not before.contains(day)
+
+
+def test_the_keeper_sums_facts_dated_before_today_once(tmp_path) -> None:
+    """With the keeper's cache, a recompute sums only today's facts; facts dated before today are
+    summed again only after the cache is cleared (a dirty mark dated before today, or midnight)."""
+    from sqlalchemy import create_engine
+
+    from services.ranking import boards
+    from services.ranking.projections import facts, model
+    from shared.directory import clusters, directory_model, memberships, units
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'sums.sqlite3'}")
+    model.create_all(engine)
+    directory_model.create_all(engine)
+    today, yesterday = date(2026, 11, 17), date(2026, 11, 16)
+    cv = boards.CompetitionVersion("c", 1, "D1", "c", {"entity": "cluster"}, "active", yesterday)
+    window = window_of("all", today)
+
+    def fact(n: int, day: date, amount: int) -> None:
+        row = {"part": 0, "source": "land_transferred_mu", "subject_kind": "village"}
+        row |= {"event_id": f"e{n}", "subject_id": "v1", "day": day, "amount": amount}
+        db.execute(facts.insert().values(**row))
+
+    def land(cache) -> int:
+        got = boards._sums(db, cv, window, {"land_transferred_mu"}, today, cache)
+        return got["c1"]["land_transferred_mu"][0]
+
+    with engine.begin() as db:
+        db.execute(
+            clusters.insert().values(cluster_id="c1", alliance_id="a", district="D1", name="c1")
+        )
+        db.execute(
+            units.insert().values(unit_id="v1", district="D1", name="v1", unit_type="village")
+        )
+        db.execute(
+            memberships.insert().values(
+                unit_id="v1", cluster_id="c1", joined_on=date(2020, 1, 1), alliance_id="a"
+            )
+        )
+        fact(1, yesterday, 100)
+        fact(2, today, 30)
+        cache: dict = {}
+        assert land(cache) == 130
+        fact(3, today, 5)  # today's facts are summed on every recompute
+        assert land(cache) == 135
+        fact(4, yesterday, 1000)  # the keeper clears the cache when its dirty mark arrives
+        assert land(cache) == 135
+        cache.clear()
+        assert land(cache) == 1135 == land(None)
