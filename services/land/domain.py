@@ -419,6 +419,7 @@ class Parcel(Aggregate):
 class Bidder:
     bidder_type: str
     name: str
+    member_of_village_id: str | None = None
     deposit_fen: int = 0
     #: none, held, refunded or forfeited
     deposit: str = "none"
@@ -435,6 +436,7 @@ class Bid:
     bidder_id: str
     amount: int
     placed_at: datetime
+    priority: str | None = None
 
 
 @dataclass
@@ -465,6 +467,14 @@ class Listing(Aggregate):
     re-announcement may come weeks later and on other terms, so no bidder's money is held for
     it, and nobody is entered into an auction they did not sign up for. The defaulting winner is
     barred from the listing: it may not register, deposit or bid on it again.
+
+    Equal terms: a bid must raise the high bid by an increment, except that a bidder with a
+    stronger priority right may match it at the same price and so takes the lead. The rights, in
+    order: the previous transferee, whose contract on the parcel ran its full term and ended
+    within the year before this term starts (renewal on equal terms), then a member of the
+    parcel's own collective (as the exchange checked at registration), then everyone else. A
+    matched bid can be raised by anyone, and then matched again; equal rights never match each
+    other, so among them the earlier bid wins the tie.
     """
 
     def __init__(self, id: str) -> None:
@@ -488,9 +498,20 @@ class Listing(Aggregate):
 
     @property
     def high_bid(self) -> Bid | None:
-        # Every accepted bid beats the one before by an increment: the last is the highest, and
-        # an equal later offer was never accepted, so the earlier bid wins ties.
+        # Every accepted bid beats the one before by an increment, or equals it by a stronger
+        # priority right: the last is the one that wins. An equal later offer without such a
+        # right was never accepted, so otherwise the earlier bid wins ties.
         return self.bids[-1] if self.bids else None
+
+    def priority_of(self, bidder_id: str) -> tuple[int, str | None]:
+        """A bidder's priority at equal terms: the previous transferee of the parcel (renewal)
+        before a member of the parcel's own collective, before everyone else."""
+        if bidder_id in self.terms.get("renewal_priority", ()):
+            return 2, "renewal"
+        bidder = self.bidders.get(bidder_id)
+        if bidder is not None and bidder.member_of_village_id == self.terms["village_id"]:
+            return 1, "collective_member"
+        return 0, None
 
     def _require(self, *states: str, field: str = "listing_id") -> None:
         if self.state not in states:
@@ -607,7 +628,14 @@ class Listing(Aggregate):
 
     # -- registration --
 
-    def register_bidder(self, bidder_id: str, bidder_type: str, name: str, now: datetime) -> None:
+    def register_bidder(
+        self,
+        bidder_id: str,
+        bidder_type: str,
+        name: str,
+        now: datetime,
+        member_of_village_id: str | None = None,
+    ) -> None:
         self._require(OPEN_FOR_REGISTRATION)
         if now >= self.windows["registration_closes_at"]:
             raise DomainError("registration has closed", "listing_id")
@@ -624,6 +652,7 @@ class Listing(Aggregate):
             bidder_id=bidder_id,
             bidder_type=bidder_type,
             name=name,
+            member_of_village_id=member_of_village_id,
             registered_at=now,
         )
 
@@ -669,7 +698,19 @@ class Listing(Aggregate):
         if (amount - reserve) % step:
             raise DomainError(f"bids go up from {reserve} in steps of {step}", field)
         high = self.high_bid
-        if high is not None and amount < high.amount + step:
+        priority = None
+        if high is not None and amount == high.amount:
+            # Equal terms: a bidder with a stronger priority right may match the high bid and
+            # takes the lead with it; everyone else must raise it.
+            rank, priority = self.priority_of(bidder_id)
+            if rank <= self.priority_of(high.bidder_id)[0]:
+                raise DomainError(
+                    f"the high bid is {high.amount}; bid at least {high.amount + step} (only "
+                    "the previous transferee or a member of the parcel's collective, over a "
+                    "bidder without that right, may match it)",
+                    field,
+                )
+        elif high is not None and amount < high.amount + step:
             raise DomainError(
                 f"the high bid is {high.amount}; bid at least {high.amount + step}", field
             )
@@ -681,6 +722,7 @@ class Listing(Aggregate):
             bidder_id=bidder_id,
             amount_fen_per_mu_year=amount,
             placed_at=now,
+            priority=priority,
         )
         extension = timedelta(minutes=rules.extension_minutes)
         if self.windows["auction_ends_at"] - now <= extension:
@@ -895,7 +937,9 @@ class Listing(Aggregate):
 
     @applies(ev.BidderRegistered)
     def _bidder_registered(self, data: dict[str, Any]) -> None:
-        self.bidders[data["bidder_id"]] = Bidder(data["bidder_type"], data["name"])
+        self.bidders[data["bidder_id"]] = Bidder(
+            data["bidder_type"], data["name"], data.get("member_of_village_id")
+        )
 
     @applies(ev.DepositReceived)
     def _deposit(self, data: dict[str, Any]) -> None:
@@ -918,7 +962,11 @@ class Listing(Aggregate):
     def _bid(self, data: dict[str, Any]) -> None:
         self.bids.append(
             Bid(
-                data["bid_id"], data["bidder_id"], data["amount_fen_per_mu_year"], data["placed_at"]
+                data["bid_id"],
+                data["bidder_id"],
+                data["amount_fen_per_mu_year"],
+                data["placed_at"],
+                data.get("priority"),
             )
         )
 

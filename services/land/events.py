@@ -147,6 +147,15 @@ class ListingTerms(ma.Schema):
     increment_fen_per_mu_year = _fen(required=True)
     deposit_fen = _fen(required=True)
     entrustment_id = ma.fields.String(required=True, allow_none=True)
+    renewal_priority = ma.fields.List(
+        ma.fields.String(),
+        load_default=list,
+        metadata={
+            "description": "transferees whose contract on the parcel ended within the year before "
+            "this term starts: they may match the best bid (renewal at equal terms); absent in "
+            "events before the rule existed"
+        },
+    )
 
 
 @event_type
@@ -255,6 +264,15 @@ class BidderRegistered(Event):
     bidder_id = ma.fields.String(required=True)
     bidder_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TRANSFEREE_TYPES))
     name = ma.fields.String(required=True)
+    member_of_village_id = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the collective (village) the bidder is a member of, as the exchange "
+            "checked it at registration; a member of the parcel's own collective may match the "
+            "best bid"
+        },
+    )
     registered_at = ma.fields.AwareDateTime(required=True)
 
 
@@ -303,6 +321,16 @@ class TransferBidPlaced(Event):
     bidder_id = ma.fields.String(required=True)
     amount_fen_per_mu_year = _fen(required=True)
     placed_at = ma.fields.AwareDateTime(required=True)
+    priority = ma.fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.OneOf(("renewal", "collective_member")),
+        metadata={
+            "description": "set when the bid matched the high bid at an equal price by a "
+            "priority right (the previous transferee's renewal, or membership of the parcel's "
+            "collective) instead of raising it"
+        },
+    )
 
 
 @event_type

@@ -162,6 +162,8 @@ class BidderIn(Body):
     bidder_id = identifier(required=True)
     bidder_type = ma.fields.String(required=True, validate=ma.validate.OneOf(TRANSFEREE_TYPES))
     name = text(500, required=True)
+    #: The collective the bidder is a member of (checked by the exchange at registration).
+    member_of_village_id = identifier(load_default=None, allow_none=True)
 
 
 class DepositIn(Body):
@@ -192,6 +194,7 @@ class RefundIn(Body):
 class BidderOut(ma.Schema):
     bidder_type = ma.fields.String()
     name = ma.fields.String()
+    member_of_village_id = ma.fields.String(allow_none=True)
     deposit = ma.fields.String()
     deposit_fen = ma.fields.Integer()
     qualified = ma.fields.Boolean()

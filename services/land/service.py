@@ -219,11 +219,30 @@ class LandService(DirectoryMember, ServiceBase):
                     "entrustment_id",
                 )
             }  # fmt: skip
-            terms.update(village_id=parcel.village_id, district=parcel.district)
+            terms.update(
+                village_id=parcel.village_id,
+                district=parcel.district,
+                renewal_priority=self._renewal_priority(uow, parcel, body["starts_on"]),
+            )
             listing.submit(terms, clock.today(body["submitted_on"]), parcel)
             return listing
 
         return self.store.run(decide)
+
+    @staticmethod
+    def _renewal_priority(uow: UnitOfWork, parcel: Parcel, starts_on: date) -> list[str]:
+        """Who has the right of renewal at equal terms on a new listing of the parcel: the
+        transferee of a contract on it that ran its full term and ended within the year before
+        the new term starts (a contract terminated early gives no such right)."""
+        window = starts_on - timedelta(days=365)
+        holders = set()
+        for contract_id, held in parcel.commitments.items():
+            if held.kind != "contract" or not window <= held.ends_on < starts_on:
+                continue
+            contract = uow.find(TransferContract, contract_id)
+            if contract is not None and contract.status != "terminated":
+                holders.add(contract.facts["transferee_id"])
+        return sorted(holders)
 
     @query("/api/v1/land/listings/<listing_id>", response=s.ListingOut, roles=READERS)
     def get_listing(self, request: Any, listing_id: str) -> Listing:
@@ -327,7 +346,11 @@ class LandService(DirectoryMember, ServiceBase):
         return self._listing_command(
             listing_id,
             lambda listing, _: listing.register_bidder(
-                body["bidder_id"], body["bidder_type"], body["name"], now
+                body["bidder_id"],
+                body["bidder_type"],
+                body["name"],
+                now,
+                body["member_of_village_id"],
             ),
         )
 

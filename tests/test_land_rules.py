@@ -1,0 +1,133 @@
+"""The land service's legal rules at equal terms and on deadlines, over HTTP: priority of the
+parcel's own collective and of the previous transferee, the corporate review's 20 working
+days, termination for abandonment backed by the ledger, and filing within 15 days."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.alliance.service import AllianceService
+from services.land.service import LandService
+from tests.test_land_support import (
+    at,
+    bid,
+    created,
+    entrust,
+    land_events,
+    make_village,
+    open_listing,
+    register_parcel,
+    rejected,
+    sweep,
+)
+
+
+def register(api: Any, listing_id: str, bidder_id: str, village_id: str | None = None) -> None:
+    """A qualified bidder, a member of ``village_id``'s collective (or of none)."""
+    created(
+        api,
+        f"/api/v1/land/listings/{listing_id}/bidders",
+        {
+            "bidder_id": bidder_id,
+            "bidder_type": "household",
+            "name": bidder_id,
+            "member_of_village_id": village_id,
+        },
+    )
+    created(
+        api,
+        f"/api/v1/land/listings/{listing_id}/bidders/{bidder_id}/deposits",
+        {"amount_fen": 200000},
+    )
+
+
+def _bid(bidder_id: str, amount: int) -> dict[str, Any]:
+    return {"bidder_id": bidder_id, "amount_fen_per_mu_year": amount}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_equal_bids_go_to_the_same_collective_then_the_previous_transferee(
+    start_services: Any,
+) -> None:
+    """At an equal price a member of the parcel's collective may match an outsider's high bid
+    and wins with it; the previous transferee of an expiring contract may match anyone. Nobody
+    else may match, and nobody may match a bidder with an equal or stronger right."""
+    api = start_services(LandService, AllianceService, LAND_MIN_BIDDERS=2)
+    make_village(api, "V-1")
+    make_village(api, "V-2")
+    register_parcel(api, "P-1", "V-1")
+    entrust(api, "P-1", "E-1")
+    # The household's own contract with T-1 ends 2031-12-31; the new term starts the next day.
+    created(
+        api,
+        "/api/v1/land/contracts",
+        {
+            "id": "C-1",
+            "parcel_id": "P-1",
+            "transferee_id": "T-1",
+            "transferee_type": "family_farm",
+            "area_mu": "10.00",
+            "starts_on": "2027-01-01",
+            "ends_on": "2031-12-31",
+            "land_use": "grain",
+            "rent_fen_per_mu_year": 80000,
+            "entrustment_id": "E-1",
+            "signed_on": "2026-11-25",
+        },
+    )
+    open_listing(api, "LS-A", "P-1", timedelta(seconds=1.5), area_mu="10.00")
+    open_listing(
+        api,
+        "LS-R",
+        "P-1",
+        timedelta(seconds=1.5),
+        area_mu="10.00",
+        starts_on="2032-01-01",
+        ends_on="2036-12-31",
+    )
+    assert api.get("/api/v1/land/listings/LS-A").json()["terms"]["renewal_priority"] == []
+    assert api.get("/api/v1/land/listings/LS-R").json()["terms"]["renewal_priority"] == ["T-1"]
+    for listing in ("LS-A", "LS-R"):
+        register(api, listing, "O-1")  # an outsider
+        register(api, listing, "O-2", "V-2")  # a member of another collective
+        register(api, listing, "M-1", "V-1")  # members of the parcel's collective
+        register(api, listing, "M-2", "V-1")
+    register(api, "LS-R", "T-1")
+    time.sleep(1.6)
+    sweep(api, at(timedelta(0)))
+
+    bids = "/api/v1/land/listings/LS-A/bids"
+    assert bid(api, "LS-A", "O-1", 80000).status_code == 201
+    rejected(api, bids, _bid("O-2", 80000), "amount_fen_per_mu_year")  # no right to match
+    matched = bid(api, "LS-A", "M-1", 80000)
+    assert matched.status_code == 201, matched.text
+    rejected(api, bids, _bid("M-2", 80000), "amount_fen_per_mu_year")  # an equal right
+    rejected(api, bids, _bid("O-1", 80000), "amount_fen_per_mu_year")
+    assert bid(api, "LS-A", "O-1", 81000).status_code == 201  # a higher price still wins...
+    assert bid(api, "LS-A", "M-2", 81000).status_code == 201  # ...unless a member matches it
+
+    renewal = "/api/v1/land/listings/LS-R/bids"
+    assert bid(api, "LS-R", "M-1", 80000).status_code == 201
+    rejected(api, renewal, _bid("M-2", 80000), "amount_fen_per_mu_year")
+    assert bid(api, "LS-R", "T-1", 80000).status_code == 201  # renewal at equal terms
+    rejected(api, renewal, _bid("M-1", 80000), "amount_fen_per_mu_year")
+
+    sweep(api, at(timedelta(hours=1)))
+    awards = {
+        listing: api.get(f"/api/v1/land/listings/{listing}").json()["award"]
+        for listing in ("LS-A", "LS-R")
+    }
+    assert (awards["LS-A"]["bidder_id"], awards["LS-A"]["amount_fen_per_mu_year"]) == (
+        "M-2",
+        81000,
+    )
+    assert (awards["LS-R"]["bidder_id"], awards["LS-R"]["amount_fen_per_mu_year"]) == (
+        "T-1",
+        80000,
+    )
+    placed = [e["data"] for e in land_events(api) if e["type"] == "TransferBidPlaced"]
+    assert [b["priority"] for b in placed if b["listing_id"] == "LS-R"] == [None, "renewal"]
