@@ -128,7 +128,12 @@ class AllianceService(ServiceBase):
     # -- directory: alliances, clusters, units, memberships ------------------------------------
 
     @command(
-        "POST", "/api/v1/alliance/alliances", body=schemas.AllianceIn, roles=ADMINS, status=201
+        "POST",
+        "/api/v1/alliance/alliances",
+        body=schemas.AllianceIn,
+        response=schemas.AllianceOut,
+        roles=ADMINS,
+        status=201,
     )
     def found_alliance(self, request: Any, body: dict[str, Any]) -> Any:
         """Found a district alliance or a town/street sub-alliance under one."""
@@ -149,7 +154,14 @@ class AllianceService(ServiceBase):
 
         return self.store.run(decide)
 
-    @command("POST", "/api/v1/alliance/clusters", body=schemas.ClusterIn, roles=ADMINS, status=201)
+    @command(
+        "POST",
+        "/api/v1/alliance/clusters",
+        body=schemas.ClusterIn,
+        response=schemas.ClusterOut,
+        roles=ADMINS,
+        status=201,
+    )
     def form_cluster(self, request: Any, body: dict[str, Any]) -> Any:
         """Form a cluster (组团) inside an alliance, with its theme industry and lead unit."""
 
@@ -165,7 +177,14 @@ class AllianceService(ServiceBase):
 
         return self.store.run(decide)
 
-    @command("POST", "/api/v1/alliance/units", body=schemas.UnitIn, roles=MANAGERS, status=201)
+    @command(
+        "POST",
+        "/api/v1/alliance/units",
+        body=schemas.UnitIn,
+        response=schemas.UnitOut,
+        roles=MANAGERS,
+        status=201,
+    )
     def register_unit(self, request: Any, body: dict[str, Any]) -> Any:
         """Register a member unit (a village with its facts, a bank with its code, ...)."""
         self._manage(body["district"])
@@ -187,6 +206,7 @@ class AllianceService(ServiceBase):
         "POST",
         "/api/v1/alliance/units/<unit_id>/memberships",
         body=schemas.JoinIn,
+        response=schemas.UnitOut,
         roles=MANAGERS,
         status=201,
     )
@@ -206,6 +226,7 @@ class AllianceService(ServiceBase):
         "POST",
         "/api/v1/alliance/units/<unit_id>/memberships/<cluster_id>/leave",
         body=schemas.LeaveIn,
+        response=schemas.UnitOut,
         roles=MANAGERS,
         status=201,
     )
@@ -224,7 +245,14 @@ class AllianceService(ServiceBase):
 
     # -- key tasks -------------------------------------------------------------------------------
 
-    @command("POST", "/api/v1/alliance/tasks", body=schemas.TaskIn, roles=MANAGERS, status=201)
+    @command(
+        "POST",
+        "/api/v1/alliance/tasks",
+        body=schemas.TaskIn,
+        response=schemas.TaskOut,
+        roles=MANAGERS,
+        status=201,
+    )
     def assign_task(self, request: Any, body: dict[str, Any]) -> Any:
         """Assign a key task to a cluster, or to one of its member units."""
 
@@ -265,6 +293,7 @@ class AllianceService(ServiceBase):
         "POST",
         "/api/v1/alliance/tasks/<task_id>/progress",
         body=schemas.ProgressIn,
+        response=schemas.TaskOut,
         roles=REPORTERS,
         status=201,
     )
@@ -288,6 +317,7 @@ class AllianceService(ServiceBase):
         "POST",
         "/api/v1/alliance/tasks/<task_id>/completion",
         body=schemas.SubmitIn,
+        response=schemas.TaskOut,
         roles=REPORTERS,
         status=201,
     )
@@ -306,6 +336,7 @@ class AllianceService(ServiceBase):
         "POST",
         "/api/v1/alliance/tasks/<task_id>/verification",
         body=schemas.VerifyIn,
+        response=schemas.TaskOut,
         roles=MANAGERS,
         status=201,
     )
@@ -324,6 +355,7 @@ class AllianceService(ServiceBase):
         "POST",
         "/api/v1/alliance/tasks/<task_id>/return",
         body=schemas.ReturnIn,
+        response=schemas.TaskOut,
         roles=MANAGERS,
         status=201,
     )
@@ -338,7 +370,13 @@ class AllianceService(ServiceBase):
 
         return self.store.run(decide)
 
-    @command("POST", "/api/v1/alliance/sweeps", body=schemas.SweepIn, roles=SWEEPERS)
+    @command(
+        "POST",
+        "/api/v1/alliance/sweeps",
+        body=schemas.SweepIn,
+        response=schemas.SweepOut,
+        roles=SWEEPERS,
+    )
     def sweep(self, request: Any, body: dict[str, Any]) -> Any:
         """Evaluate every unverified task as of a day: emit fell-behind, back-on-track and
         overdue changes, each once. Idempotent: a repeated sweep emits nothing new."""
@@ -374,7 +412,12 @@ class AllianceService(ServiceBase):
     # -- activity and talent ---------------------------------------------------------------------
 
     @command(
-        "POST", "/api/v1/alliance/activities", body=schemas.ActivityIn, roles=REPORTERS, status=201
+        "POST",
+        "/api/v1/alliance/activities",
+        body=schemas.ActivityIn,
+        response=schemas.ActivityOut,
+        roles=REPORTERS,
+        status=201,
     )
     def record_activity(self, request: Any, body: dict[str, Any]) -> Any:
         """Record a member unit's meeting, visit, training, joint event or live-stream help.
@@ -420,7 +463,14 @@ class AllianceService(ServiceBase):
                     raise
         raise AssertionError("unreachable")
 
-    @command("POST", "/api/v1/alliance/talent", body=schemas.TalentIn, roles=MANAGERS, status=201)
+    @command(
+        "POST",
+        "/api/v1/alliance/talent",
+        body=schemas.TalentIn,
+        response=schemas.TalentOut,
+        roles=MANAGERS,
+        status=201,
+    )
     def register_talent(self, request: Any, body: dict[str, Any]) -> Any:
         """Register a returning graduate, veteran, entrepreneur or expert to a cluster."""
 
@@ -447,7 +497,11 @@ class AllianceService(ServiceBase):
     def _read(self) -> Any:
         return self.store.events.engine.connect()
 
-    @query("/api/v1/alliance/alliances/<alliance_id>", roles=READERS)
+    @query(
+        "/api/v1/alliance/alliances/<alliance_id>",
+        response=schemas.AllianceDetailOut,
+        roles=READERS,
+    )
     def get_alliance(self, request: Any, alliance_id: str) -> dict[str, Any]:
         """An alliance, its sub-alliances and its clusters."""
         with self._read() as db:
@@ -468,13 +522,18 @@ class AllianceService(ServiceBase):
                 "clusters": [dict(r._mapping) for r in found],
             }
 
-    @query("/api/v1/alliance/clusters/<cluster_id>", roles=READERS)
+    @query("/api/v1/alliance/clusters/<cluster_id>", response=schemas.ClusterOut, roles=READERS)
     def get_cluster(self, request: Any, cluster_id: str) -> dict[str, Any]:
         """A cluster."""
         with self._read() as db:
             return _one(db, clusters, clusters.c.cluster_id, cluster_id, "cluster")
 
-    @query("/api/v1/alliance/clusters/<cluster_id>/roster", args=schemas.OnArgs, roles=READERS)
+    @query(
+        "/api/v1/alliance/clusters/<cluster_id>/roster",
+        args=schemas.OnArgs,
+        response=schemas.RosterOut,
+        roles=READERS,
+    )
     def roster(self, request: Any, cluster_id: str, args: dict[str, Any]) -> dict[str, Any]:
         """The units in a cluster on a day (``?on=YYYY-MM-DD``, default today)."""
         on: date = args["on"]
@@ -489,7 +548,9 @@ class AllianceService(ServiceBase):
             members = [_unit_row(r._mapping) for r in rows]
         return {"cluster_id": cluster_id, "on": on.isoformat(), "members": members}
 
-    @query("/api/v1/alliance/clusters/<cluster_id>/tasks", roles=READERS)
+    @query(
+        "/api/v1/alliance/clusters/<cluster_id>/tasks", response=schemas.TaskBoardOut, roles=READERS
+    )
     def task_board(self, request: Any, cluster_id: str) -> dict[str, Any]:
         """The cluster's task board: every task with its status (in_progress, submitted,
         verified) and, while open, its schedule state as of the last sweep (on_track, behind,
@@ -515,7 +576,7 @@ class AllianceService(ServiceBase):
             "by_schedule": by_schedule,
         }
 
-    @query("/api/v1/alliance/tasks/<task_id>", roles=READERS)
+    @query("/api/v1/alliance/tasks/<task_id>", response=schemas.TaskDetailOut, roles=READERS)
     def get_task(self, request: Any, task_id: str) -> dict[str, Any]:
         """One task with its progress, status and schedule state."""
         with self._read() as db:
@@ -524,7 +585,12 @@ class AllianceService(ServiceBase):
             raise NotFound(f"task {task_id!r} does not exist")
         return _task_row(row._mapping)
 
-    @query("/api/v1/alliance/activity-counts", args=schemas.ActivityCountArgs, roles=READERS)
+    @query(
+        "/api/v1/alliance/activity-counts",
+        args=schemas.ActivityCountArgs,
+        response=schemas.ActivityCountsOut,
+        roles=READERS,
+    )
     def activity_counts(self, request: Any, args: dict[str, Any]) -> dict[str, Any]:
         """Activities per unit and type in a period (``2026``, ``2026-Q1`` or ``2026-03``, days
         in Asia/Shanghai). With ``cluster_id``: units counted while they were in that cluster."""
@@ -566,7 +632,11 @@ class AllianceService(ServiceBase):
             ],
         }
 
-    @query("/api/v1/alliance/clusters/<cluster_id>/talent", roles=READERS)
+    @query(
+        "/api/v1/alliance/clusters/<cluster_id>/talent",
+        response=schemas.ClusterTalentOut,
+        roles=READERS,
+    )
     def cluster_talent(self, request: Any, cluster_id: str) -> dict[str, Any]:
         """The talent registered to a cluster, and how many per category."""
         with self._read() as db:
@@ -582,7 +652,12 @@ class AllianceService(ServiceBase):
             by_category[person["category"]] = by_category.get(person["category"], 0) + 1
         return {"cluster_id": cluster_id, "talent": people, "by_category": by_category}
 
-    @query("/api/v1/alliance/villages", args=schemas.VillagesArgs, roles=DIRECTORY_READERS)
+    @query(
+        "/api/v1/alliance/villages",
+        args=schemas.VillagesArgs,
+        response=schemas.VillagesOut,
+        roles=DIRECTORY_READERS,
+    )
     def villages(self, request: Any, args: dict[str, Any]) -> dict[str, Any]:
         """The village directory: every village with the cluster it is in on a day (``?on=``),
         filtered by district, cluster or weak."""
@@ -602,7 +677,12 @@ class AllianceService(ServiceBase):
             villages = [v for v in villages if args["cluster_id"] in v["clusters"]]
         return {"on": on.isoformat(), "villages": villages}
 
-    @query("/api/v1/alliance/villages/<village_id>", args=schemas.OnArgs, roles=DIRECTORY_READERS)
+    @query(
+        "/api/v1/alliance/villages/<village_id>",
+        args=schemas.OnArgs,
+        response=schemas.UnitDetailOut,
+        roles=DIRECTORY_READERS,
+    )
     def village(self, request: Any, village_id: str, args: dict[str, Any]) -> dict[str, Any]:
         """One village: its facts, its clusters on a day and its whole membership history."""
         with self._read() as db:
@@ -613,7 +693,12 @@ class AllianceService(ServiceBase):
                 raise NotFound(f"village {village_id!r} is not in the directory")
             return _with_memberships(db, _unit_row(row._mapping), args["on"])
 
-    @query("/api/v1/alliance/units/<unit_id>", args=schemas.OnArgs, roles=DIRECTORY_READERS)
+    @query(
+        "/api/v1/alliance/units/<unit_id>",
+        args=schemas.OnArgs,
+        response=schemas.UnitDetailOut,
+        roles=DIRECTORY_READERS,
+    )
     def get_unit(self, request: Any, unit_id: str, args: dict[str, Any]) -> dict[str, Any]:
         """Any member unit, its clusters on a day and its membership history."""
         with self._read() as db:
