@@ -131,3 +131,83 @@ def test_equal_bids_go_to_the_same_collective_then_the_previous_transferee(
     )
     placed = [e["data"] for e in land_events(api) if e["type"] == "TransferBidPlaced"]
     assert [b["priority"] for b in placed if b["listing_id"] == "LS-R"] == [None, "renewal"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_corporate_review_is_decided_within_20_working_days(start_services: Any) -> None:
+    """Submitted on Monday 2 March 2026 with 4 March a holiday: the 20th working day after is
+    31 March. The sweep flags an undecided review once, from 1 April; a decision is still taken
+    after that, recorded as late; one on the last day is not late."""
+    api = start_services(LandService, AllianceService, LAND_HOLIDAYS=["2026-03-04"])
+    make_village(api, "V-3")
+    for review_id in ("R-1", "R-2"):
+        created(
+            api,
+            "/api/v1/land/corporate-reviews",
+            {
+                "id": review_id,
+                "transferee_id": "CO-1",
+                "village_id": "V-3",
+                "area_mu": "100",
+                "project": "rice",
+                "submitted_on": "2026-03-02",
+            },
+        )
+
+    def overdue() -> list[dict[str, Any]]:
+        return [e["data"] for e in land_events(api) if e["type"] == "CorporateReviewOverdue"]
+
+    sweep(api, "2026-03-31")
+    assert overdue() == []
+    decisions = "/api/v1/land/corporate-reviews/{}/decisions"
+    decision = {"approved": True, "opinion": "capable"}
+    rejected(api, decisions.format("R-2"), decision | {"decided_on": "2026-03-01"}, "decided_on")
+    created(api, decisions.format("R-2"), decision | {"decided_on": "2026-03-31"})
+    sweep(api, "2026-04-01")
+    sweep(api, "2026-04-02")
+    assert [(o["review_id"], o["due_on"]) for o in overdue()] == [("R-1", "2026-03-31")]
+    created(api, decisions.format("R-1"), decision | {"decided_on": "2026-04-02"})
+    decided = {
+        e["data"]["review_id"]: e["data"]["decided_late"]
+        for e in land_events(api)
+        if e["type"] == "CorporateTransferApproved"
+    }
+    assert decided == {"R-1": True, "R-2": False}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_unfiled_contract_is_flagged_after_15_days(start_services: Any) -> None:
+    """Signed on 25 November 2026: the last day to file is 10 December; the sweep flags the
+    contract once from the 11th. A contract filed in time, or terminated, is never flagged."""
+    api = start_services(LandService, AllianceService)
+    make_village(api, "V-5")
+    register_parcel(api, "P-5", "V-5", household_id=None, area_mu="30.00")
+    direct = {
+        "parcel_id": "P-5",
+        "transferee_id": "F-1",
+        "transferee_type": "family_farm",
+        "area_mu": "10.00",
+        "starts_on": "2027-01-01",
+        "ends_on": "2030-12-31",
+        "land_use": "grain",
+        "rent_fen_per_mu_year": 90000,
+        "signed_on": "2026-11-25",
+    }
+    for contract_id in ("C-1", "C-2", "C-3"):
+        created(api, "/api/v1/land/contracts", direct | {"id": contract_id})
+    created(api, "/api/v1/land/contracts/C-2/filings", {"filed_on": "2026-12-10"})
+    created(
+        api,
+        "/api/v1/land/contracts/C-3/terminations",
+        {"reason": "mutual_agreement", "terminated_on": "2027-01-01"},
+    )
+
+    def flagged() -> list[dict[str, Any]]:
+        return [e["data"] for e in land_events(api) if e["type"] == "ContractFilingOverdue"]
+
+    sweep(api, "2026-12-10")
+    assert flagged() == []
+    sweep(api, "2026-12-11")
+    sweep(api, "2026-12-12")
+    assert [(f["contract_id"], f["due_on"]) for f in flagged()] == [("C-1", "2026-12-10")]
+    created(api, "/api/v1/land/contracts/C-1/filings", {"filed_on": "2026-12-14"})

@@ -31,6 +31,10 @@ class Rules:
     extension_minutes: int = 5
     corporate_review_mu: Decimal = Decimal("50")
     invoice_lead_days: int = 30
+    #: The corporate review panel decides within this many working days of submission.
+    review_working_days: int = 20
+    #: A contract is filed (备案) within this many days of signing.
+    filing_days: int = 15
     #: Public holidays that are not working days; weekends never are.
     holidays: frozenset[date] = frozenset()
 
@@ -1033,6 +1037,12 @@ class CorporateReview(Aggregate):
         self.used_mu = ZERO
         self.contracts: list[str] = []
         self.status = "new"
+        self.submitted_on = date.min
+        self.overdue = False
+
+    def due_on(self, rules: Rules) -> date:
+        """The last day for the panel's decision: the working days allowed after submission."""
+        return add_working_days(self.submitted_on, rules.review_working_days, rules.holidays)
 
     @property
     def remaining_mu(self) -> Decimal:
@@ -1041,11 +1051,39 @@ class CorporateReview(Aggregate):
     def submit(self, **facts: Any) -> None:
         self.trigger(ev.CorporateReviewSubmitted, review_id=self.id, **facts)
 
-    def decide(self, approved: bool, opinion: str, decided_on: date) -> None:
+    def decide(self, approved: bool, opinion: str, decided_on: date, rules: Rules) -> None:
+        """A decision after the deadline is still taken (refusing it would leave the company
+        without any answer), and recorded as late."""
         if self.status != "submitted":
             raise DomainError(f"the review was already {self.status}", "approved")
+        if decided_on < self.submitted_on:
+            raise DomainError(f"the review was submitted on {self.submitted_on}", "decided_on")
         event = ev.CorporateTransferApproved if approved else ev.CorporateTransferRejected
-        self.trigger(event, review_id=self.id, opinion=opinion, decided_on=decided_on)
+        self.trigger(
+            event,
+            review_id=self.id,
+            opinion=opinion,
+            decided_on=decided_on,
+            decided_late=decided_on > self.due_on(rules),
+        )
+
+    def sweep(self, today: date, rules: Rules) -> None:
+        """Flag an undecided review once, the day after its last day for a decision."""
+        due_on = self.due_on(rules)
+        if self.status == "submitted" and not self.overdue and today > due_on:
+            self.trigger(
+                ev.CorporateReviewOverdue,
+                review_id=self.id,
+                transferee_id=self.transferee_id,
+                village_id=self.village_id,
+                submitted_on=self.submitted_on,
+                due_on=due_on,
+                as_of=today,
+            )
+
+    @applies(ev.CorporateReviewOverdue)
+    def _overdue(self, data: dict[str, Any]) -> None:
+        self.overdue = True
 
     def use_for(
         self, contract_id: str, transferee_id: str, village_id: str, area_mu: Decimal
@@ -1081,6 +1119,7 @@ class CorporateReview(Aggregate):
         self.transferee_id = data["transferee_id"]
         self.village_id = data["village_id"]
         self.area_mu = data["area_mu"]
+        self.submitted_on = data["submitted_on"]
         self.status = "submitted"
 
     @applies(ev.CorporateTransferApproved)
@@ -1137,6 +1176,7 @@ class TransferContract(Aggregate):
         self.filed_on: date | None = None
         self.certificate_no: str | None = None
         self.terminated_on: date | None = None
+        self.filing_overdue = False
         self.rates: list[RentRate] = []
         self.invoices: dict[str, Invoice] = {}
         self.pledges: dict[str, Pledge] = {}
@@ -1350,8 +1390,24 @@ class TransferContract(Aggregate):
         return fen(Decimal(rate.fen_per_mu_year) * self.facts["area_mu"] * days / full_days)
 
     def sweep(self, today: date, rules: Rules) -> None:
-        """Invoice each rent year ``invoice_lead_days`` before it starts; flag unpaid invoices
-        once after their due day."""
+        """Flag a contract not filed within ``filing_days`` of signing, once, the day after the
+        last day; invoice each rent year ``invoice_lead_days`` before it starts; flag unpaid
+        invoices once after their due day."""
+        filing_due_on = self.facts["signed_on"] + timedelta(days=rules.filing_days)
+        if (
+            self.filed_on is None
+            and self.status != "terminated"
+            and not self.filing_overdue
+            and today > filing_due_on
+        ):
+            self.trigger(
+                ev.ContractFilingOverdue,
+                contract_id=self.id,
+                village_id=self.village_id,
+                signed_on=self.facts["signed_on"],
+                due_on=filing_due_on,
+                as_of=today,
+            )
         for number, (start, end) in enumerate(self.rent_years(), start=1):
             invoice_id = f"{self.id}/Y{number}"
             if invoice_id in self.invoices or start - timedelta(rules.invoice_lead_days) > today:
@@ -1444,6 +1500,10 @@ class TransferContract(Aggregate):
     def _filed(self, data: dict[str, Any]) -> None:
         self.filed_on = data["filed_on"]
         self.status = "filed"
+
+    @applies(ev.ContractFilingOverdue)
+    def _filing_overdue(self, data: dict[str, Any]) -> None:
+        self.filing_overdue = True
 
     @applies(ev.TradeCertificateIssued)
     def _certified(self, data: dict[str, Any]) -> None:

@@ -448,6 +448,24 @@ class CorporateTransferApproved(Event):
     review_id = ma.fields.String(required=True)
     opinion = ma.fields.String(required=True)
     decided_on = ma.fields.Date(required=True)
+    decided_late = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "decided after the last day allowed (20 working days)"},
+    )
+
+
+@event_type
+class CorporateReviewOverdue(Event):
+    """The panel had not decided within the working days allowed after submission (flagged
+    once by the sweep; a decision is still taken, and recorded as late)."""
+
+    TYPE = "CorporateReviewOverdue"
+    review_id = ma.fields.String(required=True)
+    transferee_id = ma.fields.String(required=True)
+    village_id = ma.fields.String(required=True)
+    submitted_on = ma.fields.Date(required=True)
+    due_on = ma.fields.Date(required=True, metadata={"description": "the last day to decide"})
+    as_of = ma.fields.Date(required=True)
 
 
 @event_type
@@ -470,6 +488,10 @@ class CorporateTransferRejected(Event):
     review_id = ma.fields.String(required=True)
     opinion = ma.fields.String(required=True)
     decided_on = ma.fields.Date(required=True)
+    decided_late = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "decided after the last day allowed (20 working days)"},
+    )
 
 
 # -- contracts and rent -----------------------------------------------------------------------
@@ -521,6 +543,19 @@ class TransferContractFiled(Event):
     parcel_id = ma.fields.String(required=True)
     village_id = ma.fields.String(required=True)
     filed_on = ma.fields.Date(required=True)
+
+
+@event_type
+class ContractFilingOverdue(Event):
+    """A signed contract was not filed (备案) within the days allowed after signing (flagged
+    once by the sweep; it may still be filed)."""
+
+    TYPE = "ContractFilingOverdue"
+    contract_id = ma.fields.String(required=True)
+    village_id = ma.fields.String(required=True)
+    signed_on = ma.fields.Date(required=True)
+    due_on = ma.fields.Date(required=True, metadata={"description": "the last day to file"})
+    as_of = ma.fields.Date(required=True)
 
 
 @event_type

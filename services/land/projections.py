@@ -94,6 +94,31 @@ abandoned = Table(
     Column("reclaimed_on", Date),
 )
 
+#: Open deadlines the sweep watches: a corporate review's decision (``review``, from its
+#: submission) and a contract's filing (``filing``, from its signing). Closed once met or flagged.
+deadlines = Table(
+    "land_deadlines",
+    land_model,
+    Column("aggregate_id", String(64), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("started_on", Date, nullable=False),
+    Column("open", Boolean, nullable=False),
+)
+#: Events that open a deadline: (kind, the id field, the day it runs from).
+DEADLINE_OPENED = {
+    "CorporateReviewSubmitted": ("review", "review_id", "submitted_on"),
+    "TransferContractSigned": ("filing", "contract_id", "signed_on"),
+}
+#: Events that close one: (kind, the id field).
+DEADLINE_CLOSED = {
+    "CorporateTransferApproved": ("review", "review_id"),
+    "CorporateTransferRejected": ("review", "review_id"),
+    "CorporateReviewOverdue": ("review", "review_id"),
+    "TransferContractFiled": ("filing", "contract_id"),
+    "ContractTerminated": ("filing", "contract_id"),
+    "ContractFilingOverdue": ("filing", "contract_id"),
+}
+
 #: The state a listing is in after each event that moves it (the rest need the event's data).
 LISTING_STATES = {
     "ListingSubmitted": "submitted",
@@ -138,6 +163,8 @@ class LandViews(Projection):
             "LandAbandonmentReported",
             "ReclamationAssigned",
             "AbandonedLandReclaimed",
+            *DEADLINE_OPENED,
+            *DEADLINE_CLOSED,
         }
     )
 
@@ -147,6 +174,24 @@ class LandViews(Projection):
             handler(event.data, db)
         if event.type in LISTING_STATES:
             self._listing(event.data["listing_id"], db, state=LISTING_STATES[event.type])
+        if event.type in DEADLINE_OPENED:
+            kind, key, day = DEADLINE_OPENED[event.type]
+            db.execute(
+                deadlines.insert().values(
+                    aggregate_id=event.data[key],
+                    kind=kind,
+                    started_on=_day(event.data[day]),
+                    open=True,
+                )
+            )
+        if event.type in DEADLINE_CLOSED:
+            kind, key = DEADLINE_CLOSED[event.type]
+            c = deadlines.c
+            db.execute(
+                deadlines.update()
+                .where(c.aggregate_id == event.data[key], c.kind == kind)
+                .values(open=False)
+            )
 
     # -- parcels --
 

@@ -7,8 +7,9 @@ arrears) come from ``POST /api/v1/land/sweeps``, which is idempotent.
 
 Configuration (nameko config keys, all optional): ``LAND_MIN_BIDDERS`` (3),
 ``LAND_PAYMENT_WORKING_DAYS`` (3), ``LAND_EXTENSION_MINUTES`` (5), ``LAND_CORPORATE_REVIEW_MU``
-("50"), ``LAND_INVOICE_LEAD_DAYS`` (30), ``LAND_HOLIDAYS`` (ISO dates that are not working days;
-weekends never are).
+("50"), ``LAND_INVOICE_LEAD_DAYS`` (30), ``LAND_REVIEW_WORKING_DAYS`` (20: the corporate review
+panel's deadline), ``LAND_FILING_DAYS`` (15: filing after signing), ``LAND_HOLIDAYS`` (ISO
+dates that are not working days; weekends never are).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class LandService(DirectoryMember, ServiceBase):
             extension_minutes=int(c.get("LAND_EXTENSION_MINUTES", 5)),
             corporate_review_mu=Decimal(str(c.get("LAND_CORPORATE_REVIEW_MU", "50"))),
             invoice_lead_days=int(c.get("LAND_INVOICE_LEAD_DAYS", 30)),
+            review_working_days=int(c.get("LAND_REVIEW_WORKING_DAYS", 20)),
+            filing_days=int(c.get("LAND_FILING_DAYS", 15)),
             holidays=frozenset(date.fromisoformat(d) for d in c.get("LAND_HOLIDAYS", ())),
         )
 
@@ -453,11 +456,13 @@ class LandService(DirectoryMember, ServiceBase):
         response=s.CorporateReviewOut, roles=["district_admin", *STAFF], status=201,
     )  # fmt: skip
     def decide_corporate_review(self, request: Any, review_id: str, body: dict[str, Any]) -> Any:
-        """The review panel's decision."""
+        """The review panel's decision, due within 20 working days of submission; a later one is
+        still taken, and recorded as late."""
+        rules = self.rules
 
         def decide(uow: UnitOfWork) -> CorporateReview:
             review = uow.get(CorporateReview, review_id)
-            review.decide(body["approved"], body["opinion"], clock.today(body["decided_on"]))
+            review.decide(body["approved"], body["opinion"], clock.today(body["decided_on"]), rules)
             return review
 
         return self.store.run(decide)
@@ -869,13 +874,27 @@ class LandService(DirectoryMember, ServiceBase):
     @command("POST", "/api/v1/land/sweeps", body=s.SweepIn, roles=["ops", *STAFF])
     def sweep(self, request: Any, body: dict[str, Any]) -> dict[str, Any]:
         """Apply what the passing of time decides, as of an instant: registration and auctions
-        closing, awards, forfeits after the payment deadline, rent invoices and arrears. Each
-        change is emitted once, however often this runs."""
+        closing, awards, forfeits after the payment deadline, corporate reviews not decided in
+        time, contracts not filed in time, rent invoices and arrears. Each change is emitted
+        once, however often this runs."""
         as_of = parse_as_of(body["as_of"])
         today = clock.local_day(as_of)
         rules = self.rules
         listing_ids, contract_ids = self._sweep_candidates(as_of, today, rules)
+        review_ids = self._overdue_candidates(
+            "review", today - timedelta(rules.review_working_days)
+        )
+        contract_ids = sorted(
+            set(contract_ids)
+            | set(self._overdue_candidates("filing", today - timedelta(rules.filing_days)))
+        )
         emitted = 0
+        for review_id in review_ids:
+
+            def decide_review(uow: UnitOfWork, review_id: str = review_id) -> None:
+                uow.get(CorporateReview, review_id).sweep(today, rules)
+
+            emitted += len(self.store.run(decide_review).events)
         for listing_id in listing_ids:
 
             def decide_listing(uow: UnitOfWork, listing_id: str = listing_id) -> None:
@@ -894,8 +913,22 @@ class LandService(DirectoryMember, ServiceBase):
             "as_of": as_of.isoformat(),
             "listings": len(listing_ids),
             "contracts": len(contract_ids),
+            "reviews": len(review_ids),
             "events": emitted,
         }
+
+    def _overdue_candidates(self, kind: str, started_before: date) -> list[str]:
+        """Open deadlines of a kind that started before a day (each working day is at least one
+        calendar day, so this never misses one; the aggregate decides)."""
+        c = views.deadlines.c
+        with self.store.events.engine.connect() as db:
+            return list(
+                db.execute(
+                    select(c.aggregate_id)
+                    .where(c.kind == kind, c.open.is_(True), c.started_on < started_before)
+                    .order_by(c.aggregate_id)
+                ).scalars()
+            )
 
     def _sweep_candidates(
         self, as_of: datetime, today: date, rules: Rules
