@@ -305,7 +305,7 @@ def test_parcel_and_contract_rules(start_services: Any) -> None:
         {"reason": "serious_breach", "terminated_on": "2040-01-01"},
         "terminated_on",
     )
-    created(api, termination, {"reason": "abandoned_two_years", "terminated_on": "2032-06-01"})
+    created(api, termination, {"reason": "changed_agricultural_use", "terminated_on": "2032-06-01"})
     rejected(
         api, termination, {"reason": "serious_breach", "terminated_on": "2032-07-01"}, "contract_id"
     )

@@ -211,3 +211,50 @@ def test_unfiled_contract_is_flagged_after_15_days(start_services: Any) -> None:
     sweep(api, "2026-12-12")
     assert [(f["contract_id"], f["due_on"]) for f in flagged()] == [("C-1", "2026-12-10")]
     created(api, "/api/v1/land/contracts/C-1/filings", {"filed_on": "2026-12-14"})
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_termination_for_abandonment_needs_the_ledger(start_services: Any) -> None:
+    """Terminating for two years' abandonment needs an open ledger item for the parcel,
+    reported during the contract and at least two years before the termination."""
+    api = start_services(LandService, AllianceService)
+    make_village(api, "V-6")
+    register_parcel(api, "P-6", "V-6", household_id=None, area_mu="30.00")
+    register_parcel(api, "P-7", "V-6", household_id=None, area_mu="30.00")
+    created(
+        api,
+        "/api/v1/land/contracts",
+        {
+            "id": "C-6",
+            "parcel_id": "P-6",
+            "transferee_id": "F-1",
+            "transferee_type": "family_farm",
+            "area_mu": "30.00",
+            "starts_on": "2027-01-01",
+            "ends_on": "2034-12-31",
+            "land_use": "grain",
+            "rent_fen_per_mu_year": 90000,
+            "signed_on": "2026-11-25",
+        },
+    )
+    termination = "/api/v1/land/contracts/C-6/terminations"
+    abandoned = {"reason": "abandoned_two_years", "terminated_on": "2030-03-01"}
+    rejected(api, termination, abandoned, "reason")  # nothing in the ledger
+    report = {"village_id": "V-6", "area_mu": "30.00", "reason": "left fallow"}
+    for case_id, parcel_id, reported_on in (
+        ("AB-1", "P-7", "2027-06-01"),  # another parcel
+        ("AB-2", "P-6", "2026-06-01"),  # before the contract
+        ("AB-3", "P-6", "2028-03-02"),  # one day short of two years
+    ):
+        created(
+            api,
+            "/api/v1/land/abandoned-land",
+            report | {"id": case_id, "parcel_id": parcel_id, "reported_on": reported_on},
+        )
+        rejected(api, termination, abandoned, "reason")
+    created(
+        api,
+        "/api/v1/land/abandoned-land",
+        report | {"id": "AB-4", "parcel_id": "P-6", "reported_on": "2028-03-01"},
+    )
+    created(api, termination, abandoned)

@@ -31,6 +31,7 @@ from services.land.domain import (
     Parcel,
     Rules,
     TransferContract,
+    add_years,
 )
 from shared import auth, clock, directory
 from shared.commands import CommandContext, UnitOfWork, decide_within
@@ -641,9 +642,34 @@ class LandService(DirectoryMember, ServiceBase):
 
         def act(contract: TransferContract, parcel: Parcel) -> None:
             self._acting_as(parcel.household_id, "contract_id")
-            contract.terminate(body["reason"], clock.today(body["terminated_on"]), parcel)
+            terminated_on = clock.today(body["terminated_on"])
+            if body["reason"] == "abandoned_two_years":
+                self._require_abandonment(contract, terminated_on)
+            contract.terminate(body["reason"], terminated_on, parcel)
 
         return self._contract_command(contract_id, act)
+
+    def _require_abandonment(self, contract: TransferContract, terminated_on: date) -> None:
+        """Abandonment for two consecutive years is shown by the abandoned-land ledger: an item
+        for the contract's parcel, reported during the contract and at least two years before
+        the termination, and not reclaimed since."""
+        c = views.abandoned.c
+        latest = add_years(terminated_on, -2)
+        with self.store.events.engine.connect() as db:
+            found = db.execute(
+                select(c.case_id).where(
+                    c.parcel_id == contract.parcel_id,
+                    c.status != "reclaimed",
+                    c.reported_on >= contract.facts["starts_on"],
+                    c.reported_on <= latest,
+                )
+            ).first()
+        if found is None:
+            raise DomainError(
+                "abandonment needs an open item of the abandoned-land ledger for this parcel, "
+                f"reported during the contract and on or before {latest}",
+                "reason",
+            )
 
     @command(
         "POST", "/api/v1/land/contracts/<contract_id>/reassignments", body=s.ReassignmentIn,
