@@ -315,6 +315,17 @@ def unchanged(world: World, before: int) -> None:
     assert len(world.events()) == before, "a refused command wrote events"
 
 
+def only_refusals(world: World, before: int, refusals: list[tuple[str, str, Any]]) -> None:
+    """Since ``before``, the refused manual dispatches ``(task, field, answer)`` wrote nothing of
+    their own: the only events are the records of their refusals, each agreeing with the 422."""
+    found = events_when(world, lambda events: len(events) >= before + len(refusals))[before:]
+    assert [
+        (e["type"], e["data"]["task_id"], e["data"]["manual"], e["data"]["field"]) for e in found
+    ] == [("DispatchRejected", task, True, field) for task, field, _ in refusals], found
+    for event, (_, field, answer) in zip(found, refusals, strict=True):
+        assert event["data"]["reason"] == answer["detail"] == answer["errors"][field][0]
+
+
 # -- the main path, on both backends ----------------------------------------------------------
 
 
@@ -478,10 +489,11 @@ def test_no_team_machine_or_operator_in_two_windows(world: World) -> None:
     )
     ok(world.dispatch(world.task(order, "PB-0"), at(9), at(11)))
     before = len(world.events())
+    task = world.task(order, "PB-1")
     # the same team, overlapping
-    refused(world.dispatch(world.task(order, "PB-1"), at(10), at(12)), "team_id")
+    same_team = refused(world.dispatch(task, at(10), at(12)), "team_id")
     # another team borrowing the booked machine
-    refused(
+    machine = refused(
         world.dispatch(
             world.task(order, "PB-1"),
             at(10),
@@ -492,13 +504,21 @@ def test_no_team_machine_or_operator_in_two_windows(world: World) -> None:
         "machine_ids",
     )
     # another team with the booked operator
-    refused(
+    operator = refused(
         world.dispatch(
             world.task(order, "PB-1"), at(10), at(12), team=other_team, machine_ids=[other_machine]
         ),
         "operator_ids",
     )
-    unchanged(world, before)
+    only_refusals(
+        world,
+        before,
+        [
+            (task, "team_id", same_team),
+            (task, "machine_ids", machine),
+            (task, "operator_ids", operator),
+        ],
+    )
     # back to back in the same village is fine
     ok(world.dispatch(world.task(order, "PB-1"), at(11), at(12)))
 
@@ -512,7 +532,7 @@ def test_travel_buffer_between_villages(start_services: Any) -> None:
     before = len(world.events())
     body = refused(world.dispatch(world.task(there, "PT-2"), at(11), at(12)), "team_id")
     assert "travel buffer" in body["detail"]
-    unchanged(world, before)
+    only_refusals(world, before, [(world.task(there, "PT-2"), "team_id", body)])
     ok(world.dispatch(world.task(there, "PT-2"), at(11, 30), at(12, 30)))
 
 
@@ -542,7 +562,7 @@ def test_only_licensed_operators_and_signed_orders(world: World) -> None:
     refused(
         world.post(f"/orders/{unsigned}/tasks", {"stage": "harvest", "planned_on": DAY}), "order_id"
     )
-    unchanged(world, before)
+    only_refusals(world, before, [(world.task(order, "PL-1"), "operator_ids", body)])
     ok(world.post(f"/operators/{expired}/licence", {"licence_expires_on": "2028-01-01"}))
     ok(
         world.dispatch(
@@ -912,3 +932,24 @@ def test_subsidy_per_mu_cap_sums_over_the_stages_of_a_season(start_services: Any
     assert "fen per mu this season" in body["detail"]
     unchanged(world, before)
     ok(world.post("/subsidy-claims", {"id": new_id("SC"), "task_id": plough, "amount_fen": 6_000}))
+
+
+@sqlite_only
+def test_a_refused_manual_dispatch_is_recorded_and_books_nothing(world: World) -> None:
+    order = world.order([("PR-1", "5.00", "5.00"), ("PR-2", "5.00", "5.00")])
+    booked, task = world.task(order, "PR-1"), world.task(order, "PR-2")
+    ok(world.dispatch(booked, at(9), at(11)))
+    schedule = ok(world.api.get(f"{T}/teams/{world.team}/schedule"), 200)
+    assert {w["kind"] for w in schedule["windows"]} >= {"team", "machine"}, schedule
+    before = len(world.events())
+    answer = refused(world.dispatch(task, at(10), at(12)), "team_id")
+    only_refusals(world, before, [(task, "team_id", answer)])
+    assert ok(world.api.get(f"{T}/teams/{world.team}/schedule"), 200) == schedule
+    # malformed or unknown input is not a refusal by a rule: nothing is recorded
+    before = len(world.events())
+    refused(world.dispatch(task, at(12), at(11)), "ends_at")
+    refused(world.dispatch(task, at(11), at(12), machine_ids=[]), "machine_ids")
+    assert world.dispatch("no-such-task", at(11), at(12)).status_code == 404
+    unchanged(world, before)
+    # the task is as it was: it can still be dispatched
+    ok(world.dispatch(task, at(11), at(12)))

@@ -11,7 +11,7 @@ import pytest
 from shared.commands import CommandContext, UnitOfWork, execute
 from tests.conftest import new_id
 from tests.sample import Ledger
-from tests.test_trusteeship import World, at, ok, refused, start, unchanged
+from tests.test_trusteeship import World, at, ok, only_refusals, refused, start
 
 
 @pytest.fixture
@@ -43,8 +43,10 @@ def test_a_manual_dispatch_window_must_fit_the_task_at_the_machines_capacity(
         )
     )
     before = len(world.events())
-    refused(world.dispatch(task, at(8), at(9), machine_ids=[world.machine, tractor]), "ends_at")
-    unchanged(world, before)
+    body = refused(
+        world.dispatch(task, at(8), at(9), machine_ids=[world.machine, tractor]), "ends_at"
+    )
+    only_refusals(world, before, [(task, "ends_at", body)])
     ok(world.dispatch(task, at(8), at(10)))  # 2 h × 25 mu = 50 mu
 
 

@@ -16,8 +16,14 @@ Design notes (the rules and numbers come from the domain research on 农业生�
   suited machines' mu per day ÷ the working day's hours (``work_day_end_hour`` −
   ``work_day_start_hour``) ≥ the task's remaining area, else 422 naming ``ends_at``.
 * **DispatchRejected** is recorded on the task's order stream by automatic dispatch, when the
-  desk confirms a proposal, for every task it could not place (with the reason). A manual
-  dispatch that would double-book appends nothing: it is answered 422 naming the resource.
+  desk confirms a proposal, for every task it could not place (with the reason); the task is
+  then unplaced. A manual dispatch refused by a rule (double booking, travel buffer, licence,
+  capacity, order not signed) appends none of its own events and is answered 422 naming the
+  field; its refusal is then recorded as a fact of its own, in a transaction of its own:
+  ``DispatchRejected`` with ``manual`` true, ``reason`` (the answer's message) and ``field``
+  (the field it named). That record leaves the task and every schedule as they were. Malformed
+  input (400/422 from the request schema), an unknown task (404), a token out of scope (403) and
+  a 409 after exhausted retries record nothing.
 * **Places.** Team bases carry coordinates; villages' field locations are registered in this
   service (``POST /village-sites``) and give the travel distances of automatic dispatch. A task
   in a village without a site is left unplaced with ``no_location``.

@@ -410,6 +410,24 @@ class Order(Aggregate):
             proposal_id=proposal_id,
         )
 
+    def record_refused_dispatch(
+        self, task_id: str, reason: str, field: str | None, detail: str
+    ) -> None:
+        """Record that a manual dispatch of the task was refused (the task's state is unchanged)."""
+        task = self.task(task_id)
+        self.trigger(
+            ev.DispatchRejected,
+            task_id=task_id,
+            order_id=self.order_id,
+            village_id=self.village_id,
+            planned_on=task.planned_on,
+            reason=reason,
+            detail=detail,
+            proposal_id=None,
+            manual=True,
+            field=field,
+        )
+
     def start(self, task_id: str, at: datetime) -> None:
         task = self.task(task_id)
         if self.status == "cancelled":
@@ -618,6 +636,8 @@ class Order(Aggregate):
 
     @applies(ev.DispatchRejected)
     def _dispatch_rejected(self, data: dict[str, Any]) -> None:
+        if data.get("manual"):
+            return  # a record of a refused manual dispatch: the task is as it was
         task = self.tasks[data["task_id"]]
         task.status, task.reason = UNPLACED, data["reason"]
 

@@ -223,10 +223,13 @@ class TeamDispatched(Event):
 
 @event_type
 class DispatchRejected(Event):
-    """Automatic dispatch could not place a task; ``reason`` says why (no_team, no_capacity,
-    no_licensed_operator, window_full, no_location). Recorded on the task's order stream when the
-    dispatch desk confirms a proposal. A manual dispatch that would double-book appends nothing
-    and answers 422 (or 409), so it has no event."""
+    """A dispatch of a task was not made. From automatic dispatch (``manual`` false): the task
+    could not be placed, ``reason`` says why (no_team, no_capacity, no_licensed_operator,
+    window_full, no_location); recorded on the task's order stream when the dispatch desk
+    confirms a proposal, and the task is then unplaced. From a manual dispatch (``manual`` true):
+    a rule refused it (double booking, travel buffer, licence, capacity, order not signed, ...);
+    ``reason`` is the refusal the desk was answered with (422) and ``field`` the request field it
+    named; recorded in its own transaction after the refusal, and the task's state is unchanged."""
 
     TYPE = "DispatchRejected"
     task_id = ma.fields.String(required=True)
@@ -236,6 +239,8 @@ class DispatchRejected(Event):
     reason = ma.fields.String(required=True)
     detail = ma.fields.String(required=True)
     proposal_id = ma.fields.String(required=True, allow_none=True)
+    manual = ma.fields.Boolean(load_default=False)
+    field = ma.fields.String(load_default=None, allow_none=True)
 
 
 @event_type

@@ -195,6 +195,8 @@ class DispatchDesk(Projection):
         )
 
     def _DispatchRejected(self, event: RecordedEvent, d: dict[str, Any], db: Connection) -> None:
+        if d.get("manual"):
+            return  # a refused manual dispatch leaves the task as it was
         self._set_task(db, d["task_id"], status="unplaced", reason=d["reason"], detail=d["detail"])
 
     def _WorkStarted(self, event: RecordedEvent, d: dict[str, Any], db: Connection) -> None:

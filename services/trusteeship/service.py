@@ -7,6 +7,7 @@ Asia/Shanghai, so facts can be entered after the fact. Configuration: nameko con
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -101,6 +102,8 @@ READERS = [
     "service",
 ]
 SCHEDULES: dict[str, type[Schedule]] = {"team": Team, "machine": Machine, "operator": Operator}
+
+log = logging.getLogger(__name__)
 
 
 def plain(value: Any) -> Any:
@@ -485,14 +488,42 @@ class TrusteeshipService(DirectoryMember, ServiceBase):
     @command("POST", "/api/v1/trusteeship/dispatches", body=DispatchIn, roles=CENTRE, status=201)
     def dispatch_team(self, request: Any, body: dict[str, Any]) -> Any:
         """Dispatch a team with machines and operators to a task for a window. Double booking of
-        any of them (travel buffer included between villages) is refused with 422."""
+        any of them (travel buffer included between villages) is refused with 422. A refusal by
+        a rule is recorded as DispatchRejected (reason, field) on the task's order stream."""
+        order_id: str | None = None
 
         def decide(uow: UnitOfWork) -> dict[str, Any]:
+            nonlocal order_id
             order = self._order_of_task(uow, body["task_id"])
+            order_id = order.order_id
             self._dispatch(uow, order, body["task_id"], body, proposal_id=None)
             return plain({**body, "order_id": order.order_id, "status": DISPATCHED})
 
-        return self.store.run(decide)
+        try:
+            return self.store.run(decide)
+        except DomainError as refusal:
+            if order_id is not None:
+                self._record_refusal(order_id, body, refusal)
+            raise
+
+    def _record_refusal(self, order_id: str, body: dict[str, Any], refusal: DomainError) -> None:
+        """The refused dispatch appended nothing; its refusal is a fact of its own, recorded in
+        a transaction of its own. Failing to record it never changes the answer."""
+        reason = refusal.detail
+        detail = (
+            f"manual dispatch of team {body['team_id']} with machines "
+            f"{', '.join(body['machine_ids'])} and operators {', '.join(body['operator_ids'])} "
+            f"from {body['starts_at'].isoformat()} to {body['ends_at'].isoformat()}"
+        )
+
+        def record(uow: UnitOfWork) -> None:
+            order = uow.get(Order, stream("order", order_id))
+            order.record_refused_dispatch(body["task_id"], reason, refusal.field, detail)
+
+        try:
+            self.store.run(record)
+        except Exception:
+            log.exception("could not record the refused dispatch of task %s", body["task_id"])
 
     def _dispatch(
         self,
