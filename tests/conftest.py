@@ -287,6 +287,17 @@ class Api:
             after = page["next_after"]
 
 
+def forget_embedded_messages() -> None:
+    """Empty the in-process broker's queues once a test's services have stopped. kombu keeps
+    them per process, and every test reuses the same queue names and stream ids with fresh
+    databases: a message left over from an earlier test would reach the next one's handler."""
+    from kombu.transport import memory
+
+    for queue in memory.Channel.queues.values():
+        while not queue.empty():
+            queue.get_nowait()
+
+
 def run_services(
     services: list[type], database_url: str, amqp_uri: str | None = None, **overrides: Any
 ) -> Any:
@@ -317,6 +328,7 @@ def api(database_url: str) -> Iterator[Api]:
     with requests.Session() as session:
         yield Api(base, database_url, session)
     runner.stop()
+    forget_embedded_messages()
 
 
 @dataclass
@@ -340,6 +352,7 @@ class Services:
             session.close()
         for runner in reversed(self.runners):
             runner.stop()
+        forget_embedded_messages()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from shared import auth
 from shared.consumers import EventSubscriber
 from shared.dependencies import Store
 from shared.eventstore import EventStore
-from tests.conftest import SECRET, fresh_postgres_database, run_services
+from tests.conftest import SECRET, forget_embedded_messages, fresh_postgres_database, run_services
 from tests.sample import SampleService, ledger_totals
 from tests.sample_view import LedgerViewService, balances
 
@@ -67,6 +67,7 @@ def both(database_template: str) -> Iterator[Both]:
     system = Both(database_template)
     yield system
     system.runner.stop()
+    forget_embedded_messages()
 
 
 def test_events_reach_another_service_through_the_embedded_broker(both: Both) -> None:
