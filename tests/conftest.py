@@ -298,6 +298,31 @@ def forget_embedded_messages() -> None:
             queue.get_nowait()
 
 
+def queues_of(runner: Any) -> set[str]:
+    """The RabbitMQ queues of a runner's event handlers (with their retry and dead-letter ones)."""
+    from shared.consumers import EventSubscriber
+
+    names: set[str] = set()
+    for container in runner.containers:
+        for entrypoint in container.entrypoints:
+            if isinstance(entrypoint, EventSubscriber):
+                names |= {e.name for e in (entrypoint.queue, entrypoint.retry_queue)}
+                names.add(entrypoint.dead_letters.name)
+    return names
+
+
+def purge(amqp_uri: str, queues: set[str]) -> None:
+    """Empty a finished test's handler queues in this session's vhost: the next test reuses the
+    names with fresh databases, and must not receive the last one's messages."""
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        for name in sorted(queues):
+            try:
+                channel.queue_purge(name)
+            except Exception:  # not declared (yet): nothing to purge
+                channel = connection.channel()
+
+
 def run_services(
     services: list[type], database_url: str, amqp_uri: str | None = None, **overrides: Any
 ) -> Any:
@@ -338,11 +363,14 @@ class Services:
     database_template: str
     runners: list[Any] = field(default_factory=list)
     sessions: list[requests.Session] = field(default_factory=list)
+    brokers: list[tuple[str, Any]] = field(default_factory=list)
 
     def __call__(self, *services: type, amqp_uri: str | None = None, **overrides: Any) -> Api:
         """Run these nameko service classes together (embedded broker unless ``amqp_uri``)."""
         runner, base = run_services(list(services), self.database_template, amqp_uri, **overrides)
         self.runners.append(runner)
+        if amqp_uri:
+            self.brokers.append((amqp_uri, runner))
         session = requests.Session()
         self.sessions.append(session)
         return Api(base, self.database_template, session)
@@ -350,9 +378,12 @@ class Services:
     def stop(self) -> None:
         for session in self.sessions:
             session.close()
+        handler_queues = [(uri, queues_of(runner)) for uri, runner in self.brokers]
         for runner in reversed(self.runners):
             runner.stop()
         forget_embedded_messages()
+        for uri, queues in handler_queues:
+            purge(uri, queues)
 
 
 @pytest.fixture
