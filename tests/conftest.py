@@ -187,6 +187,7 @@ def broker() -> Iterator[str]:
     try:
         with Connection(AMQP_URI, connect_timeout=3) as connection:
             connection.ensure_connection(max_retries=1)
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)
         rabbitmqctl("add_vhost", vhost)
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     except Exception as exc:
@@ -311,15 +312,16 @@ def queues_of(runner: Any) -> set[str]:
     return names
 
 
-def purge(amqp_uri: str, queues: set[str]) -> None:
-    """Empty a finished test's handler queues in this session's vhost: the next test reuses the
-    names with fresh databases, and must not receive the last one's messages."""
+def delete_queues(amqp_uri: str, queues: set[str]) -> None:
+    """Delete a finished test's handler queues from this session's vhost. Left there, they stay
+    bound to their sources' exchanges and collect what later tests publish (the same stream
+    ids, from fresh databases) for whichever test starts that handler next."""
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
         for name in sorted(queues):
             try:
-                channel.queue_purge(name)
-            except Exception:  # not declared (yet): nothing to purge
+                channel.queue_delete(name)
+            except Exception:  # never declared: nothing to delete
                 channel = connection.channel()
 
 
@@ -383,7 +385,7 @@ class Services:
             runner.stop()
         forget_embedded_messages()
         for uri, queues in handler_queues:
-            purge(uri, queues)
+            delete_queues(uri, queues)
 
 
 @pytest.fixture
