@@ -254,3 +254,27 @@ def test_sqlite_orders_by_commit(store: EventStore) -> None:
     a.wait()
     b.wait()
     assert [e.stream_id for e in store.read_all()] == order == ["first", "second"]
+
+
+def test_several_handlers_append_within_one_transaction(store: EventStore) -> None:
+    """A consumer applies a batch of events in one transaction; each handler that appends (for
+    example income recorded from another service's event) numbers its events after the
+    earlier ones of the same transaction, never at the same position."""
+    from shared.commands import decide_within
+
+    context = CommandContext(correlation_id="c", causation_id="c", actor="handler")
+
+    def open_ledger(ledger_id: str):
+        def decide(uow) -> None:
+            uow.create(Ledger, ledger_id).open("owner", "D1")
+
+        return decide
+
+    with store.transaction() as tx:
+        for ledger_id in ("batch-1", "batch-2", "batch-3"):
+            decide_within(
+                store, EventStore.transaction_of(tx.connection), context, open_ledger(ledger_id)
+            )
+    recorded = store.read_all()
+    assert [e.stream_id for e in recorded] == ["batch-1", "batch-2", "batch-3"]
+    assert len({e.position for e in recorded}) == 3

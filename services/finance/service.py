@@ -43,10 +43,10 @@ from services.finance.projections import (
     pledges,
 )
 from shared import directory
-from shared.commands import CommandContext, UnitOfWork
+from shared.commands import CommandContext, UnitOfWork, decide_within
 from shared.consumers import subscribe
 from shared.errors import DomainError, Forbidden, NotFound
-from shared.eventstore import MAX_EVENTS_PER_TRANSACTION, RecordedEvent, Transaction
+from shared.eventstore import MAX_EVENTS_PER_TRANSACTION, EventStore, RecordedEvent
 from shared.eventstore import events as events_table
 from shared.http import command, query
 from shared.service import ServiceBase
@@ -763,19 +763,22 @@ class FinanceService(directory.DirectoryMember, ServiceBase):
             actor=f"{source}-events",
             district=district or None,
         )
-        uow = UnitOfWork(self.store.events, Transaction(db), context)
-        entry = uow.create(CollectiveEntry, f"{source}.{event.event_id}")
-        entry.record_income(
-            village_id=village_id,
-            district=district,
-            amount_fen=amount_fen,
-            category=category,
-            source=source,
-            source_event_id=str(event.event_id),
-            recorded_on=date.fromisoformat(on),
-            note=f"{event.type} {event.stream_id}",
-        )
-        uow.commit()
+
+        def decide(uow: UnitOfWork) -> None:
+            entry = uow.create(CollectiveEntry, f"{source}.{event.event_id}")
+            entry.record_income(
+                village_id=village_id,
+                district=district,
+                amount_fen=amount_fen,
+                category=category,
+                source=source,
+                source_event_id=str(event.event_id),
+                recorded_on=date.fromisoformat(on),
+                note=f"{event.type} {event.stream_id}",
+            )
+
+        # The handler's own transaction: its appends number after the batch's earlier ones.
+        decide_within(self.store.events, EventStore.transaction_of(db), context, decide)
 
     @subscribe("land", [*LAND_EVENTS, "RentPaid", "ManagementFeeCollected"])
     def on_land_event(self, event: RecordedEvent, db: Connection) -> None:
