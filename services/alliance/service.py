@@ -38,6 +38,7 @@ emits each task's state change once (see :meth:`services.alliance.domain.Task.ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -277,6 +278,23 @@ class AllianceService(ServiceBase):
 
         return self.store.run(decide)
 
+    def _task_command(
+        self, task_id: str, act: Callable[[Task], None], *, reported_on: date | None = None
+    ) -> Any:
+        """Load a task, check the caller (its reporter on ``reported_on``, else a manager of its
+        cluster), let ``act`` decide, and answer the task."""
+
+        def decide(uow: UnitOfWork) -> dict[str, Any]:
+            task = uow.get(Task, task_id)
+            if reported_on is not None:
+                self._task_reporter(uow, task, reported_on)
+            else:
+                self._manage(task.district, task.cluster_id)
+            act(task)
+            return _task(task)
+
+        return self.store.run(decide)
+
     def _task_reporter(self, uow: UnitOfWork, task: Task, on: date) -> None:
         if task.unit_id is None:
             if self.store.principal.role == "village_cadre":
@@ -300,18 +318,16 @@ class AllianceService(ServiceBase):
     def report_progress(self, request: Any, task_id: str, body: dict[str, Any]) -> Any:
         """Report progress on a task (a negative quantity corrects an earlier report)."""
 
-        def decide(uow: UnitOfWork) -> dict[str, Any]:
-            task = uow.get(Task, task_id)
-            self._task_reporter(uow, task, body["reported_on"])
-            task.report_progress(
+        return self._task_command(
+            task_id,
+            lambda task: task.report_progress(
                 body["quantity"],
                 body["evidence_note"],
                 self.store.principal.subject,
                 body["reported_on"],
-            )
-            return _task(task)
-
-        return self.store.run(decide)
+            ),
+            reported_on=body["reported_on"],
+        )
 
     @command(
         "POST",
@@ -324,13 +340,11 @@ class AllianceService(ServiceBase):
     def submit_completion(self, request: Any, task_id: str, body: dict[str, Any]) -> Any:
         """Submit a task as completed, for the alliance to verify or return."""
 
-        def decide(uow: UnitOfWork) -> dict[str, Any]:
-            task = uow.get(Task, task_id)
-            self._task_reporter(uow, task, body["submitted_on"])
-            task.submit_completion(body["note"], body["submitted_on"])
-            return _task(task)
-
-        return self.store.run(decide)
+        return self._task_command(
+            task_id,
+            lambda task: task.submit_completion(body["note"], body["submitted_on"]),
+            reported_on=body["submitted_on"],
+        )
 
     @command(
         "POST",
@@ -343,13 +357,9 @@ class AllianceService(ServiceBase):
     def verify_task(self, request: Any, task_id: str, body: dict[str, Any]) -> Any:
         """Verify a submitted completion: the task is closed."""
 
-        def decide(uow: UnitOfWork) -> dict[str, Any]:
-            task = uow.get(Task, task_id)
-            self._manage(task.district, task.cluster_id)
-            task.verify(body["verified_on"], self.store.principal.subject)
-            return _task(task)
-
-        return self.store.run(decide)
+        return self._task_command(
+            task_id, lambda task: task.verify(body["verified_on"], self.store.principal.subject)
+        )
 
     @command(
         "POST",
@@ -362,13 +372,9 @@ class AllianceService(ServiceBase):
     def return_task(self, request: Any, task_id: str, body: dict[str, Any]) -> Any:
         """Return a submitted completion with a reason; the task is in progress again."""
 
-        def decide(uow: UnitOfWork) -> dict[str, Any]:
-            task = uow.get(Task, task_id)
-            self._manage(task.district, task.cluster_id)
-            task.return_completion(body["reason"], body["returned_on"])
-            return _task(task)
-
-        return self.store.run(decide)
+        return self._task_command(
+            task_id, lambda task: task.return_completion(body["reason"], body["returned_on"])
+        )
 
     @command(
         "POST",
