@@ -201,6 +201,16 @@ def decide_within(
     return result
 
 
+def replay(stored: StoredResponse, idempotency: Idempotency) -> Outcome:
+    """The first answer to an Idempotency-Key, if this request is the one that got it."""
+    if stored.fingerprint != idempotency.fingerprint:
+        raise Unprocessable(
+            "Idempotency-Key was already used for a different request",
+            errors={"Idempotency-Key": ["reused with a different request"]},
+        )
+    return Outcome(replayed=stored)
+
+
 def execute(
     store: EventStore,
     context: CommandContext,
@@ -222,12 +232,7 @@ def execute(
                 if idempotency is not None:
                     stored = store.stored_response(tx, context.actor, idempotency.key)
                     if stored is not None:
-                        if stored.fingerprint != idempotency.fingerprint:
-                            raise Unprocessable(
-                                "Idempotency-Key was already used for a different request",
-                                errors={"Idempotency-Key": ["reused with a different request"]},
-                            )
-                        return Outcome(replayed=stored)
+                        return replay(stored, idempotency)
                 uow = UnitOfWork(store, tx, context)
                 result = decide(uow)
                 started = time.perf_counter()

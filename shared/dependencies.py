@@ -18,6 +18,7 @@ from shared.commands import (
     UnitOfWork,
     execute,
     load_aggregate,
+    replay,
 )
 from shared.errors import AggregateNotFound
 from shared.eventstore import EventStore
@@ -112,11 +113,25 @@ class WorkerStore:
             district=self.principal.district if self.principal else None,
         )
 
-    def run(self, decide: Callable[[UnitOfWork], R]) -> Outcome:
-        """Run a command; the endpoint renders (or replays) its answer."""
+    def _idempotency(self) -> Idempotency | None:
         data = self._ctx.data
         key = data.get("idempotency_key")
-        idempotency = Idempotency(key, data["fingerprint"]) if key else None
+        return Idempotency(key, data["fingerprint"]) if key else None
+
+    def first_answer(self) -> Outcome | None:
+        """The stored first answer to this request's Idempotency-Key, if there is one: for a
+        command that runs several units of work (a sweep), checked before it starts, so that a
+        repeat neither redoes work nor answers differently."""
+        idempotency = self._idempotency()
+        if idempotency is None:
+            return None
+        with self.events.transaction() as tx:
+            stored = self.events.stored_response(tx, self.context().actor, idempotency.key)
+        return None if stored is None else replay(stored, idempotency)
+
+    def run(self, decide: Callable[[UnitOfWork], R]) -> Outcome:
+        """Run a command; the endpoint renders (or replays) its answer."""
+        idempotency = self._idempotency()
         entrypoint = self._ctx.entrypoint
         return execute(
             self.events,

@@ -76,10 +76,6 @@ IMPORT_ORDERS = ImportOrders()
 IMPORT_REPORT = PlatformOrdersImported()
 
 
-class _Unanswered(Exception):
-    """A batch command's Idempotency-Key has no stored answer yet."""
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -107,21 +103,6 @@ class CommerceService(DirectoryMember, ServiceBase):
         """One unit of work of a batch command. Without the request's Idempotency-Key: that key
         belongs to the batch's answer, not to each of its steps."""
         return execute(self.store.events, self.store.context(), decide).result
-
-    def _first_answer(self, request: Any) -> Any:
-        """A batch command's stored answer to its Idempotency-Key, or None if it has none yet.
-        Checked before the batch runs, so that a repeat neither does new work it would not
-        report nor answers something else than the first time."""
-        if request.headers.get("Idempotency-Key") is None:
-            return None
-
-        def unanswered(uow: UnitOfWork) -> None:
-            raise _Unanswered  # rolls back: nothing is stored for the key yet
-
-        try:
-            return self.store.run(unanswered)
-        except _Unanswered:
-            return None
 
     def _answer(self, result: Any) -> Any:
         """A batch command's answer, stored for its Idempotency-Key (if any)."""
@@ -547,7 +528,7 @@ class CommerceService(DirectoryMember, ServiceBase):
     def close_after_sale(self, request: Any, body: dict[str, Any]) -> Any:
         """Complete every delivered order whose after-sale window closed by ``as_of`` with no
         refund pending. Idempotent: run it as often as you like."""
-        if (replayed := self._first_answer(request)) is not None:
+        if (replayed := self.store.first_answer()) is not None:
             return replayed
         as_of: date = body["as_of"]
         with self.store.events.engine.connect() as db:
@@ -566,7 +547,7 @@ class CommerceService(DirectoryMember, ServiceBase):
     def settle_producers(self, request: Any, body: dict[str, Any]) -> Any:
         """Settle every producer's completed order lines (after-sale window closed by ``as_of``)
         not settled before: net revenue minus the shops' commission. Idempotent."""
-        if (replayed := self._first_answer(request)) is not None:
+        if (replayed := self.store.first_answer()) is not None:
             return replayed
         as_of: date = body["as_of"]
         with self.store.events.engine.connect() as db:
