@@ -270,10 +270,12 @@ def build_world(
             },
         )
         admin(f"/units/{village_id}/memberships", {"cluster_id": "C1", "joined_on": "2026-01-01"})
-    last = village_ids[-1]
-    wait_for(
-        lambda: api.get(f"/api/v1/finance/directory/villages/{last}").status_code == 200,
-        what="the village directory",
-    )
+
+    def in_cluster(village_id: str) -> bool:
+        # Registered and joined: membership comes after registration on the village's stream.
+        known = api.get(f"/api/v1/finance/directory/villages/{village_id}")
+        return known.status_code == 200 and known.json()["cluster_id"] == "C1"
+
+    wait_for(lambda: all(map(in_cluster, village_ids)), what="the villages in cluster C1")
     world = World(api, village_ids, list(banks))
     return world
